@@ -1,0 +1,169 @@
+//! Command-line interface: `serve`, `keygen`, `mint`, `decrypt`, `demo`.
+
+mod decrypt;
+mod demo;
+mod keygen;
+mod mint;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Exit status for invalid configuration or usage (BSD `EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+
+/// Exit status of `jwed decrypt` when the server rejected the token.
+pub const EXIT_REJECTED: u8 = 2;
+
+/// jwed: the JWE decryption sidecar.
+#[derive(Debug, Parser)]
+#[command(name = "jwed", version, about = "JWE decryption sidecar: holds the private key, decrypts and validates nested JWTs over gRPC")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "JWED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// jwed's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Generate a private JWK Set and its public half.
+    Keygen(KeygenArgs),
+    /// Sign and encrypt claims as a development issuer.
+    Mint(MintArgs),
+    /// Send a token to a running server and print the claims or the reason.
+    Decrypt(DecryptArgs),
+    /// Run the whole loop in one process on ephemeral keys.
+    Demo,
+}
+
+/// Options of `jwed serve`. Each overrides the configuration file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, short, env = "JWED_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Unix socket path; an empty value turns the socket off.
+    #[arg(long, env = "JWED_UNIX_SOCKET")]
+    pub unix_socket: Option<PathBuf>,
+    /// TCP address to listen on as well, such as 127.0.0.1:50051.
+    #[arg(long, env = "JWED_TCP_LISTEN")]
+    pub tcp_listen: Option<String>,
+    /// Private JWK Set file with jwed's decryption keys.
+    #[arg(long, env = "JWED_PRIVATE_KEYS")]
+    pub private_keys: Option<PathBuf>,
+    /// Public JWK Set file with the trusted issuer signing keys.
+    #[arg(long, env = "JWED_ISSUER_KEYS")]
+    pub issuer_keys: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "JWED_ISSUER")]
+    pub issuer: Option<String>,
+    /// Accepted audiences; repeat the flag or separate with commas.
+    #[arg(long = "audience", env = "JWED_AUDIENCES", value_delimiter = ',')]
+    pub audiences: Option<Vec<String>>,
+}
+
+/// Options of `jwed keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Algorithm the key is for: a JWE key management algorithm (RSA-OAEP-256,
+    /// RSA-OAEP, ECDH-ES, ECDH-ES+A128KW, ECDH-ES+A256KW, dir, A128KW, A256KW)
+    /// for jwed, or a JWS algorithm (RS256, PS256, ES256, ES384, EdDSA) for an issuer.
+    #[arg(long, default_value = "ECDH-ES")]
+    pub alg: String,
+    /// Curve for ECDH-ES keys: P-256, P-384, P-521 or X25519.
+    #[arg(long, default_value = "P-256")]
+    pub crv: String,
+    /// Modulus size in bits for RSA keys.
+    #[arg(long, default_value_t = 2048)]
+    pub bits: u32,
+    /// Key size in bytes for dir keys (16 for A128GCM, 32 for A256GCM).
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    /// Key id; default: the algorithm and a random suffix.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Private JWK Set file to create; it must not exist.
+    #[arg(long, default_value = "jwed-keys.json")]
+    pub out: PathBuf,
+    /// Public JWK Set file to write, for asymmetric keys.
+    #[arg(long, default_value = "jwed-keys.public.json")]
+    pub public_out: PathBuf,
+}
+
+/// Options of `jwed mint`.
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Private JWK Set of the issuer's signing key.
+    #[arg(long)]
+    pub signing_keys: Option<PathBuf>,
+    /// Key id of the signing key; default: the first key.
+    #[arg(long)]
+    pub signing_kid: Option<String>,
+    /// Make an unsigned token (for symmetric keys with tokens.unsigned set).
+    #[arg(long, conflicts_with = "signing_keys")]
+    pub unsigned: bool,
+    /// JWK Set with jwed's public key (or a shared symmetric key).
+    #[arg(long)]
+    pub encryption_keys: PathBuf,
+    /// Key id of the encryption key; default: the first key.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Content encryption algorithm.
+    #[arg(long, default_value = "A256GCM")]
+    pub enc: String,
+    /// Claims as a JSON object; `@FILE` reads a file.
+    #[arg(long)]
+    pub claims: String,
+    /// Lifetime in seconds, used to add `exp` when the claims have none.
+    #[arg(long, default_value_t = 300)]
+    pub ttl: u32,
+}
+
+/// Options of `jwed decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Unix socket of the server.
+    #[arg(long, env = "JWED_UNIX_SOCKET", default_value = crate::config::DEFAULT_UNIX_SOCKET)]
+    pub unix_socket: PathBuf,
+    /// TCP address of the server, instead of the Unix socket.
+    #[arg(long)]
+    pub tcp: Option<String>,
+    /// Audience the token must be issued for.
+    #[arg(long)]
+    pub audience: Option<String>,
+    /// A scope the token must carry; repeat for several.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// The token; `-` or nothing reads it from standard input.
+    pub token: Option<String>,
+}
+
+/// Runs the parsed command and returns the process exit status.
+pub fn run(cli: Cli) -> u8 {
+    crate::telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(error = %error, "Cannot start the async runtime");
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Keygen(args) => keygen::run(&args),
+            Command::Mint(args) => mint::run(&args),
+            Command::Decrypt(args) => decrypt::run(args).await,
+            Command::Demo => demo::run().await,
+        }
+    })
+}

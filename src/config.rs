@@ -1,0 +1,358 @@
+//! Server configuration: a TOML file, overridden by flags and `JWED_*`
+//! environment variables (clap reads both), validated as a whole before
+//! anything binds a socket.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::{
+    alg::{ContentEnc, KeyAlg},
+    claims::{ClaimsPolicy, MAX_LEEWAY_SECONDS},
+    compact::DEFAULT_MAX_TOKEN_BYTES,
+    decrypt::{Policy, UnsignedTokens},
+};
+
+/// Default Unix socket path, on the volume a sidecar shares with its app.
+pub const DEFAULT_UNIX_SOCKET: &str = "/run/jwed/jwed.sock";
+
+/// Largest token size a configuration may set, in bytes.
+pub const MAX_TOKEN_BYTES_LIMIT: usize = 64 * 1024;
+
+/// Invalid configuration. The message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped setting.
+    #[error("invalid configuration file {path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, which names the setting.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid setting {setting}: {reason}")]
+    Invalid {
+        /// Dotted setting name, as in the TOML file.
+        setting: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+/// The configuration file. Every member is optional; defaults and flags
+/// fill the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[server]` table.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[keys]` table.
+    #[serde(default)]
+    pub keys: KeysSection,
+    /// `[tokens]` table.
+    #[serde(default)]
+    pub tokens: TokensSection,
+}
+
+/// `[server]`: listeners and shutdown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Unix socket path.
+    pub unix_socket: Option<PathBuf>,
+    /// Optional TCP address, `host:port`.
+    pub tcp_listen: Option<String>,
+    /// Seconds to wait for in-flight calls after SIGTERM or SIGINT.
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+/// `[keys]`: key files and algorithm pins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// Private JWK Set file.
+    pub private_keys: Option<PathBuf>,
+    /// Trusted issuer public JWK Set file.
+    pub issuer_keys: Option<PathBuf>,
+    /// Algorithm per key id, for keys without an `alg` member.
+    #[serde(default)]
+    pub algorithms: HashMap<String, String>,
+}
+
+/// `[tokens]`: what a token must look like.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensSection {
+    /// Largest token accepted, in bytes.
+    pub max_bytes: Option<usize>,
+    /// Accepted content encryption algorithms.
+    pub content_encryption: Option<Vec<String>>,
+    /// `reject`, `symmetric-keys` or `all-keys`.
+    pub unsigned: Option<String>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Accepted audiences.
+    pub audiences: Option<Vec<String>>,
+    /// Clock leeway in seconds.
+    pub leeway_seconds: Option<u32>,
+    /// Largest `exp - iat` in seconds; 0 turns the check off.
+    pub max_lifetime_seconds: Option<u32>,
+}
+
+/// Settings that flags and environment variables override.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--unix-socket`, `JWED_UNIX_SOCKET`.
+    pub unix_socket: Option<PathBuf>,
+    /// `--tcp-listen`, `JWED_TCP_LISTEN`.
+    pub tcp_listen: Option<String>,
+    /// `--private-keys`, `JWED_PRIVATE_KEYS`.
+    pub private_keys: Option<PathBuf>,
+    /// `--issuer-keys`, `JWED_ISSUER_KEYS`.
+    pub issuer_keys: Option<PathBuf>,
+    /// `--issuer`, `JWED_ISSUER`.
+    pub issuer: Option<String>,
+    /// `--audience`, `JWED_AUDIENCES` (comma-separated).
+    pub audiences: Option<Vec<String>>,
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Unix socket to listen on.
+    pub unix_socket: Option<PathBuf>,
+    /// TCP address to listen on, if any.
+    pub tcp_listen: Option<SocketAddr>,
+    /// Time allowed for in-flight calls at shutdown.
+    pub shutdown_grace: Duration,
+    /// Private JWK Set file.
+    pub private_keys: PathBuf,
+    /// Trusted issuer JWK Set file, if any.
+    pub issuer_keys: Option<PathBuf>,
+    /// Algorithm pins by key id.
+    pub key_algorithms: HashMap<String, KeyAlg>,
+    /// Token policy.
+    pub policy: Policy,
+}
+
+// === impl FileConfig ===
+
+impl FileConfig {
+    /// Reads a TOML configuration file.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::Read`] or [`ConfigError::Syntax`].
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::Syntax`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Syntax { path: path.into(), message: err.to_string() })
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Merges file settings and overrides and validates the result.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::Invalid`] naming the first invalid setting.
+    pub fn build(file: FileConfig, overrides: Overrides) -> Result<Self, ConfigError> {
+        let server = file.server;
+        let keys = file.keys;
+        let tokens = file.tokens;
+
+        // An empty path turns the Unix socket off, for a TCP-only server.
+        let unix_socket = match overrides.unix_socket.or(server.unix_socket) {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(path),
+            None => Some(PathBuf::from(DEFAULT_UNIX_SOCKET)),
+        };
+        let tcp_listen = match overrides.tcp_listen.or(server.tcp_listen) {
+            None => None,
+            Some(text) if text.is_empty() => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid("server.tcp_listen", "expected host:port with a numeric IP, such as 127.0.0.1:50051")
+            })?),
+        };
+        if unix_socket.is_none() && tcp_listen.is_none() {
+            return Err(invalid("server.unix_socket", "no listener: set a Unix socket path or server.tcp_listen"));
+        }
+        let grace = server.shutdown_grace_seconds.unwrap_or(10);
+        if grace > 300 {
+            return Err(invalid("server.shutdown_grace_seconds", "must be at most 300"));
+        }
+
+        let private_keys = overrides
+            .private_keys
+            .or(keys.private_keys)
+            .ok_or_else(|| invalid("keys.private_keys", "is required: the private JWK Set file (flag --private-keys, env JWED_PRIVATE_KEYS)"))?;
+        let issuer_keys = overrides.issuer_keys.or(keys.issuer_keys);
+        let key_algorithms = parse_pins(keys.algorithms)?;
+
+        let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
+        if policy.unsigned == UnsignedTokens::Reject && issuer_keys.is_none() {
+            return Err(invalid("keys.issuer_keys", "is required while tokens.unsigned is \"reject\": the public JWK Set of the token issuer"));
+        }
+
+        Ok(Config {
+            unix_socket,
+            tcp_listen,
+            shutdown_grace: Duration::from_secs(grace),
+            private_keys,
+            issuer_keys,
+            key_algorithms,
+            policy,
+        })
+    }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+fn parse_pins(pins: HashMap<String, String>) -> Result<HashMap<String, KeyAlg>, ConfigError> {
+    pins.into_iter()
+        .map(|(kid, name)| match name.parse::<KeyAlg>() {
+            Ok(alg) => Ok((kid, alg)),
+            Err(_) => Err(invalid("keys.algorithms", format!("{name:?} for key {kid:?} is not a supported algorithm"))),
+        })
+        .collect()
+}
+
+fn build_policy(tokens: TokensSection, issuer: Option<String>, audiences: Option<Vec<String>>) -> Result<Policy, ConfigError> {
+    let max_token_bytes = tokens.max_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    if !(256..=MAX_TOKEN_BYTES_LIMIT).contains(&max_token_bytes) {
+        return Err(invalid("tokens.max_bytes", format!("must be between 256 and {MAX_TOKEN_BYTES_LIMIT}")));
+    }
+
+    let content_encryption = match tokens.content_encryption {
+        None => ContentEnc::DEFAULT_ALLOWED.to_vec(),
+        Some(names) if names.is_empty() => return Err(invalid("tokens.content_encryption", "must name at least one algorithm")),
+        Some(names) => names
+            .iter()
+            .map(|name| name.parse::<ContentEnc>().map_err(|_| invalid("tokens.content_encryption", format!("{name:?} is not supported; use A128GCM, A192GCM, A256GCM, A128CBC-HS256, A192CBC-HS384 or A256CBC-HS512"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let unsigned = match tokens.unsigned.as_deref() {
+        None => UnsignedTokens::Reject,
+        Some(value) => value.parse().map_err(|reason: String| invalid("tokens.unsigned", reason))?,
+    };
+
+    let leeway_seconds = tokens.leeway_seconds.unwrap_or(30);
+    if leeway_seconds > MAX_LEEWAY_SECONDS {
+        return Err(invalid("tokens.leeway_seconds", format!("must be at most {MAX_LEEWAY_SECONDS}")));
+    }
+    let max_lifetime_seconds = match tokens.max_lifetime_seconds.unwrap_or(3600) {
+        0 => None,
+        seconds => Some(seconds),
+    };
+    let audiences = audiences.or(tokens.audiences).unwrap_or_default();
+    if audiences.iter().any(String::is_empty) {
+        return Err(invalid("tokens.audiences", "an audience is empty"));
+    }
+    let issuer = issuer.or(tokens.issuer).filter(|issuer| !issuer.is_empty());
+
+    Ok(Policy {
+        max_token_bytes,
+        content_encryption,
+        unsigned,
+        claims: ClaimsPolicy { issuer, audiences, leeway_seconds, max_lifetime_seconds },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(toml: &str) -> Result<Config, ConfigError> {
+        Config::build(FileConfig::parse(toml, Path::new("test.toml"))?, Overrides::default())
+    }
+
+    const MINIMAL: &str = "[keys]\nprivate_keys = \"k.json\"\nissuer_keys = \"i.json\"\n";
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let config = build(MINIMAL).unwrap();
+        assert_eq!(config.unix_socket.as_deref(), Some(Path::new(DEFAULT_UNIX_SOCKET)));
+        assert_eq!(config.tcp_listen, None);
+        assert_eq!(config.policy.content_encryption, ContentEnc::DEFAULT_ALLOWED.to_vec());
+        assert_eq!(config.policy.unsigned, UnsignedTokens::Reject);
+        assert_eq!(config.policy.claims.leeway_seconds, 30);
+        assert_eq!(config.policy.claims.max_lifetime_seconds, Some(3600));
+    }
+
+    #[test]
+    fn unknown_setting_is_named() {
+        let err = build(&format!("{MINIMAL}[tokens]\nleway_seconds = 5\n")).unwrap_err();
+        assert!(err.to_string().contains("leway_seconds"), "{err}");
+    }
+
+    #[test]
+    fn missing_private_keys_is_named() {
+        let err = build("").unwrap_err();
+        assert!(err.to_string().contains("keys.private_keys"), "{err}");
+    }
+
+    #[test]
+    fn issuer_keys_required_unless_unsigned_allowed() {
+        let err = build("[keys]\nprivate_keys = \"k.json\"\n").unwrap_err();
+        assert!(err.to_string().contains("keys.issuer_keys"), "{err}");
+        let config = build("[keys]\nprivate_keys = \"k.json\"\n[tokens]\nunsigned = \"symmetric-keys\"\n").unwrap();
+        assert_eq!(config.policy.unsigned, UnsignedTokens::SymmetricKeys);
+    }
+
+    #[test]
+    fn invalid_values_name_their_setting() {
+        let cases = [
+            ("[tokens]\nleeway_seconds = 301\n", "tokens.leeway_seconds"),
+            ("[tokens]\nmax_bytes = 10\n", "tokens.max_bytes"),
+            ("[tokens]\ncontent_encryption = [\"A128CBC\"]\n", "tokens.content_encryption"),
+            ("[tokens]\nunsigned = \"yes\"\n", "tokens.unsigned"),
+            ("[server]\ntcp_listen = \"localhost\"\n", "server.tcp_listen"),
+            ("[keys.algorithms]\nk1 = \"RSA1_5\"\n", "keys.algorithms"),
+        ];
+        for (extra, setting) in cases {
+            let err = build(&format!("{MINIMAL}{extra}")).unwrap_err();
+            assert!(err.to_string().contains(setting), "{setting}: {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let file = FileConfig::parse(&format!("{MINIMAL}[tokens]\naudiences = [\"a\"]\n"), Path::new("t")).unwrap();
+        let overrides = Overrides {
+            audiences: Some(vec!["b".into()]),
+            tcp_listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        };
+        let config = Config::build(file, overrides).unwrap();
+        assert_eq!(config.policy.claims.audiences, vec!["b".to_string()]);
+        assert!(config.tcp_listen.is_some());
+        assert_eq!(config.unix_socket.as_deref(), Some(Path::new(DEFAULT_UNIX_SOCKET)));
+    }
+}

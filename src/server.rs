@@ -1,0 +1,210 @@
+//! Listeners and the gRPC server: `jwed.v1.Decryptor`, `grpc.health.v1`
+//! and server reflection on a Unix socket and, optionally, TCP.
+
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    os::unix::fs::{FileTypeExt, PermissionsExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::watch,
+    task::JoinSet,
+};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::{
+    decrypt::Decrypter,
+    pb::{self, decryptor_server::DecryptorServer},
+    service::DecryptorService,
+};
+
+/// Permissions of the Unix socket: owner and group may connect. Callers in
+/// a sidecar share the pod's group through `fsGroup`.
+const SOCKET_MODE: u32 = 0o660;
+
+/// Room for `required_scopes` and `audience` on top of the token.
+const REQUEST_OVERHEAD_BYTES: usize = 32 * 1024;
+
+/// Health service name of the Decryptor.
+pub const SERVICE_NAME: &str = "jwed.v1.Decryptor";
+
+/// Error starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not be created.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The socket path or address.
+        address: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The server failed while running.
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A server whose listeners are bound and that is ready to serve.
+pub struct BoundServer {
+    unix: Option<(UnixListener, PathBuf)>,
+    tcp: Option<TcpListener>,
+    decrypter: Arc<Decrypter>,
+    grace: Duration,
+}
+
+// === impl BoundServer ===
+
+impl BoundServer {
+    /// Binds the listeners. A stale socket file left by an earlier run is
+    /// replaced; any other file at that path is an error.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ServeError::Bind`] naming the path or address.
+    pub async fn bind(
+        unix_socket: Option<&Path>,
+        tcp: Option<SocketAddr>,
+        decrypter: Arc<Decrypter>,
+        grace: Duration,
+    ) -> Result<Self, ServeError> {
+        let unix = match unix_socket {
+            Some(path) => Some((bind_unix(path)?, path.to_path_buf())),
+            None => None,
+        };
+        let tcp = match tcp {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|source| ServeError::Bind {
+                address: address.to_string(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(BoundServer { unix, tcp, decrypter, grace })
+    }
+
+    /// The bound TCP address, which tells the port when 0 was requested.
+    pub fn tcp_address(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, reports
+    /// NOT_SERVING and lets in-flight calls finish within the grace period.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ServeError::Transport`] if a server fails.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", ServingStatus::Serving).await;
+        reporter.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+
+        let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+        let max_message = self.decrypter.policy().max_token_bytes + REQUEST_OVERHEAD_BYTES;
+        let decryptor =
+            DecryptorServer::new(DecryptorService::new(self.decrypter.clone())).max_decoding_message_size(max_message);
+
+        let router = Server::builder()
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(decryptor);
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let mut servers = JoinSet::new();
+        if let Some((listener, path)) = self.unix {
+            tracing::info!(socket.path = %path.display(), "Listening on Unix socket");
+            let incoming = UnixListenerStream::new(listener);
+            servers.spawn(router.clone().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+        }
+        if let Some(listener) = self.tcp {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(server.address = %address, "Listening on TCP");
+            }
+            let incoming = TcpListenerStream::new(listener);
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)));
+        }
+
+        shutdown.await;
+        tracing::info!(grace_seconds = self.grace.as_secs(), "Shutting down: draining in-flight calls");
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+        let _ = stop_tx.send(true);
+
+        let drained = tokio::time::timeout(self.grace, async {
+            let mut result = Ok(());
+            while let Some(joined) = servers.join_next().await {
+                if let Ok(Err(error)) = joined {
+                    result = Err(ServeError::Transport(error));
+                }
+            }
+            result
+        })
+        .await;
+        match drained {
+            Ok(result) => {
+                tracing::info!("Drain finished");
+                result
+            }
+            Err(_) => {
+                tracing::warn!(grace_seconds = self.grace.as_secs(), "Drain did not finish within the grace period");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn reflection_error(error: tonic_reflection::server::Error) -> ServeError {
+    ServeError::Bind { address: "reflection".into(), source: io::Error::other(error.to_string()) }
+}
+
+fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
+    let bind_error = |source| ServeError::Bind { address: path.display().to_string(), source };
+
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_error)?,
+        Ok(_) => {
+            return Err(bind_error(io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket exists at this path")));
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(bind_error(error)),
+    }
+
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Completes on SIGTERM or SIGINT.
+///
+/// # Errors
+///
+/// Returns an error if the signal handlers cannot be installed.
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "Received shutdown signal"),
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "Received shutdown signal"),
+        }
+    })
+}
