@@ -38,7 +38,7 @@ pub struct Signer {
 
 /// jwed's public encryption key (or a shared symmetric key).
 pub struct Recipient {
-    kid: String,
+    kid: Option<String>,
     alg: KeyAlg,
     encrypter: Box<dyn JweEncrypter>,
 }
@@ -106,6 +106,9 @@ impl Recipient {
         if !alg.is_symmetric() {
             jwk = public_only(&jwk)?;
         }
+        // josekit copies a key's kid into every header; `mint` sets it instead,
+        // so that `without_kid` can leave it out.
+        jwk = without_member(&jwk, "kid")?;
         let unusable = |_| MintError::Key(format!("encryption key {kid:?} is not a valid {alg} key"));
         let encrypter: Box<dyn JweEncrypter> = match alg {
             KeyAlg::RsaOaep => Box::new(jwe::RSA_OAEP.encrypter_from_jwk(&jwk).map_err(unusable)?),
@@ -119,7 +122,13 @@ impl Recipient {
             KeyAlg::A192Kw => Box::new(jwe::A192KW.encrypter_from_jwk(&jwk).map_err(unusable)?),
             KeyAlg::A256Kw => Box::new(jwe::A256KW.encrypter_from_jwk(&jwk).map_err(unusable)?),
         };
-        Ok(Recipient { kid, alg, encrypter })
+        Ok(Recipient { kid: Some(kid), alg, encrypter })
+    }
+
+    /// Leaves `kid` out of the tokens' headers, as some issuers do.
+    pub fn without_kid(mut self) -> Self {
+        self.kid = None;
+        self
     }
 
     /// The algorithm tokens are encrypted with.
@@ -139,7 +148,9 @@ pub fn mint(claims: &Map<String, Value>, signer: Option<&Signer>, recipient: &Re
 
     let mut header = jwe::JweHeader::new();
     header.set_content_encryption(enc.name());
-    header.set_key_id(&recipient.kid);
+    if let Some(kid) = &recipient.kid {
+        header.set_key_id(kid);
+    }
     let payload = match signer {
         Some(signer) => {
             let mut jws_header = jws::JwsHeader::new();
@@ -170,6 +181,12 @@ fn pick(path: &Path, kid: Option<&str>) -> Result<Jwk, MintError> {
         None => set.keys().into_iter().next(),
     };
     found.cloned().ok_or_else(|| unreadable(format!("no key {}", kid.unwrap_or("in the set"))))
+}
+
+fn without_member(jwk: &Jwk, name: &str) -> Result<Jwk, MintError> {
+    let mut map = jwk.as_ref().clone();
+    map.remove(name);
+    Jwk::from_map(map).map_err(|_| MintError::Key("the encryption key is not a valid JWK".into()))
 }
 
 fn public_only(jwk: &Jwk) -> Result<Jwk, MintError> {
