@@ -1,0 +1,226 @@
+//! The `jwed` binary as an operator runs it: keygen, a TOML configuration,
+//! `serve` on a Unix socket and TCP, health and reflection, `mint`,
+//! `decrypt`, invalid configuration, and shutdown on SIGTERM and SIGINT.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use jwed::pb::DecryptRequest;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+    server_reflection_response::MessageResponse,
+};
+
+const JWED: &str = env!("CARGO_BIN_EXE_jwed");
+
+fn jwed(args: &[&str]) -> Output {
+    Command::new(JWED).args(args).env_remove("JWED_LOG").output().expect("run jwed")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A directory with jwed's keys, an issuer's keys and a configuration file.
+struct Setup {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    tcp: String,
+    config: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+
+    let made = jwed(&["keygen", "--alg", "ECDH-ES", "--crv", "P-256", "--kid", "jwed-1", "--out", &path("jwed.json"), "--public-out", &path("jwed.public.json")]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let made = jwed(&["keygen", "--alg", "EdDSA", "--kid", "issuer-1", "--out", &path("issuer.json"), "--public-out", &path("issuer.public.json")]);
+    assert!(made.status.success(), "{}", stderr(&made));
+
+    let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let socket = dir.path().join("jwed.sock");
+    let config = dir.path().join("jwed.toml");
+    let text = format!(
+        "[server]\nunix_socket = {socket:?}\ntcp_listen = \"127.0.0.1:{port}\"\nshutdown_grace_seconds = 5\n\n\
+         [keys]\nprivate_keys = {:?}\nissuer_keys = {:?}\n\n\
+         [tokens]\nissuer = \"https://auth.cli.example\"\naudiences = [\"orders-api\"]\n",
+        path("jwed.json"),
+        path("issuer.public.json"),
+    );
+    std::fs::write(&config, text).expect("write config");
+    Setup { socket, tcp: format!("127.0.0.1:{port}"), config, dir }
+}
+
+fn start(setup: &Setup, extra_env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(JWED);
+    command.args(["serve", "--config"]).arg(&setup.config).env_remove("JWED_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    let child = command.spawn().expect("start jwed serve");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !setup.socket.exists() {
+        assert!(Instant::now() < deadline, "jwed serve did not create its socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args(["-s", name, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+}
+
+/// Waits for the server to exit. Async, so that the test's own client
+/// connections keep answering the server's HTTP/2 GOAWAY and PING during
+/// the drain.
+async fn wait(mut child: Child) -> (i32, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let output = child.wait_with_output().expect("output");
+            return (status.code().unwrap_or(-1), stderr(&output));
+        }
+        assert!(Instant::now() < deadline, "jwed serve did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn unix_channel(socket: &Path) -> Channel {
+    Endpoint::from_shared(format!("unix://{}", socket.display())).expect("endpoint").connect().await.expect("connect")
+}
+
+fn mint(setup: &Setup, claims: &str) -> String {
+    let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
+    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed.public.json"), "--claims", claims]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+const CLAIMS: &str = r#"{"iss":"https://auth.cli.example","aud":"orders-api","sub":"user-7","scopes":["orders:read"]}"#;
+
+#[test]
+fn invalid_configuration_exits_64_naming_the_setting() {
+    let setup = setup();
+    let cases = [
+        ("[tokens]\nleeway_seconds = 999\n", "tokens.leeway_seconds"),
+        ("[tokens]\nleway_seconds = 5\n", "leway_seconds"),
+        ("[server]\ntcp_listen = \"localhost:x\"\n", "server.tcp_listen"),
+        ("[keys]\nprivate_keys = \"/nonexistent/keys.json\"\nissuer_keys = \"/nonexistent/i.json\"\n", "keys.private_keys"),
+    ];
+    for (text, setting) in cases {
+        let config = setup.dir.path().join("bad.toml");
+        let text = if text.starts_with("[keys]") {
+            text.to_owned()
+        } else {
+            format!("[keys]\nprivate_keys = \"k.json\"\nissuer_keys = \"i.json\"\n{text}")
+        };
+        std::fs::write(&config, text).expect("write");
+        let output = jwed(&["serve", "--config", &config.to_string_lossy()]);
+        assert_eq!(output.status.code(), Some(64), "{setting}: {}", stderr(&output));
+        assert!(stderr(&output).contains(setting), "{setting}: {}", stderr(&output));
+    }
+
+    let output = Command::new(JWED).args(["serve", "--unix-socket", "/tmp/x.sock"]).env_remove("JWED_PRIVATE_KEYS").output().expect("run");
+    assert_eq!(output.status.code(), Some(64));
+    assert!(stderr(&output).contains("keys.private_keys"), "{}", stderr(&output));
+}
+
+#[test]
+fn keygen_never_overwrites_a_private_key() {
+    let setup = setup();
+    let existing = setup.dir.path().join("jwed.json");
+    let before = std::fs::read(&existing).expect("read");
+    let output = jwed(&["keygen", "--out", &existing.to_string_lossy(), "--public-out", &setup.dir.path().join("p.json").to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(std::fs::read(&existing).expect("read"), before);
+
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&existing).expect("metadata").permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let public = std::fs::read_to_string(setup.dir.path().join("jwed.public.json")).expect("public");
+    assert!(!public.contains("\"d\""), "the public file has a private member");
+}
+
+#[tokio::test]
+async fn serve_answers_health_reflection_and_decrypt_then_stops_on_sigterm() {
+    let setup = setup();
+    let child = start(&setup, &[("JWED_AUDIENCES", "orders-api,reports-api")]);
+    let channel = unix_channel(&setup.socket).await;
+
+    let health = HealthClient::new(channel.clone());
+    for service in ["", "jwed.v1.Decryptor"] {
+        let request = HealthCheckRequest { service: service.into() };
+        let status = health.clone().check(request).await.expect("health").into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+
+    let services = reflection_services(channel.clone()).await;
+    for expected in ["jwed.v1.Decryptor", "grpc.health.v1.Health"] {
+        assert!(services.iter().any(|name| name == expected), "{expected} missing from {services:?}");
+    }
+
+    let token = mint(&setup, CLAIMS);
+    let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("claims JSON on stdout");
+    assert_eq!(printed["sub"], "user-7");
+
+    let output = jwed(&["decrypt", "--tcp", &setup.tcp, "--scope", "orders:write", &token]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("INSUFFICIENT_SCOPE"));
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("Drain finished"), "{logs}");
+    assert!(!setup.socket.exists(), "the socket file is removed at shutdown");
+    assert!(!logs.contains(&token), "the token appears in the logs");
+}
+
+#[tokio::test]
+async fn in_flight_calls_finish_after_sigint() {
+    let setup = setup();
+    let child = start(&setup, &[]);
+    let token = mint(&setup, CLAIMS);
+    let channel = unix_channel(&setup.socket).await;
+
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let mut client = jwed::pb::decryptor_client::DecryptorClient::new(channel.clone());
+        let request = DecryptRequest { token: token.clone(), ..DecryptRequest::default() };
+        calls.spawn(async move { client.decrypt(request).await.map(|_| ()) });
+    }
+    // Give the streams time to reach the server, then interrupt it.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    signal(&child, "INT");
+
+    let mut succeeded = 0;
+    while let Some(result) = calls.join_next().await {
+        result.expect("join").expect("an in-flight call was cut off");
+        succeeded += 1;
+    }
+    assert_eq!(succeeded, 40);
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("SIGINT"), "{logs}");
+    assert!(logs.contains("Drain finished"), "{logs}");
+}
+
+async fn reflection_services(channel: Channel) -> Vec<String> {
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut stream = client.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
+    let response = stream.message().await.expect("reflection response").expect("one response");
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        other => panic!("unexpected reflection response {other:?}"),
+    }
+}
