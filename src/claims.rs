@@ -129,13 +129,14 @@ impl ClaimsPolicy {
         };
         let token_id = string_claim(claims, "jti")?;
         let scopes = scopes(claims)?;
+        let token_audiences = audience_claim(claims)?;
 
         if let Some(expected) = &self.issuer {
             if issuer.as_deref() != Some(expected.as_str()) {
                 return Err(ClaimError::IssuerMismatch);
             }
         }
-        if !audiences.is_empty() && !audience_matches(claims, audiences)? {
+        if !audiences.is_empty() && !token_audiences.iter().any(|aud| audiences.contains(&aud.as_str())) {
             return Err(ClaimError::AudienceMismatch);
         }
         self.check_times(now, expires_at, not_before, issued_at)?;
@@ -217,18 +218,15 @@ fn scopes(claims: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
     }
 }
 
-fn audience_matches(claims: &Map<String, Value>, expected: &[&str]) -> Result<bool, ClaimError> {
+/// Reads `aud`, a string or an array of strings (RFC 7519 section 4.1.3).
+fn audience_claim(claims: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
     match claims.get("aud") {
-        None => Ok(false),
-        Some(Value::String(aud)) => Ok(expected.contains(&aud.as_str())),
-        Some(Value::Array(items)) => {
-            let mut found = false;
-            for item in items {
-                let aud = item.as_str().ok_or(ClaimError::Malformed("aud"))?;
-                found |= expected.contains(&aud);
-            }
-            Ok(found)
-        }
+        None => Ok(Vec::new()),
+        Some(Value::String(aud)) => Ok(vec![aud.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or(ClaimError::Malformed("aud")))
+            .collect(),
         Some(_) => Err(ClaimError::Malformed("aud")),
     }
 }

@@ -5,8 +5,10 @@
 //! shorter than 8 bytes for key wrap), accepts GCM tags shorter than 16
 //! bytes, ignores `crit`, inflates `zip` without a limit and resolves
 //! duplicate header members last-wins. Everything here runs first, so none
-//! of that is reachable: only a token whose every segment has the exact
-//! length its algorithms fix is handed to josekit.
+//! of that is reachable: every segment length that `alg` and `enc` fix is
+//! checked here. The RSA encrypted key length depends on the key and is
+//! checked in [`crate::decrypt`] once the key is selected, still before
+//! josekit sees the token.
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde_json::{Map, Value};
@@ -224,6 +226,9 @@ fn decode_header(segment: &str) -> Result<Map<String, Value>, FormatError> {
         return Err(FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES });
     }
     let bytes = decode(segment, 0)?;
+    if bytes.len() > MAX_HEADER_BYTES {
+        return Err(FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES });
+    }
     json::parse_object(&bytes).map_err(|_| FormatError::HeaderJson)
 }
 
@@ -268,7 +273,8 @@ fn parse_jwe_header(header: Map<String, Value>) -> Result<JweHeader, FormatError
 
     let epk_curve = match (alg.uses_epk(), header.get("epk")) {
         (true, Some(Value::Object(epk))) => Some(parse_epk(epk)?),
-        (true, _) => return Err(FormatError::MemberInvalid("epk")),
+        (true, None) => return Err(FormatError::MemberMissing("epk")),
+        (true, Some(_)) => return Err(FormatError::MemberInvalid("epk")),
         (false, None) => None,
         (false, Some(_)) => return Err(FormatError::MemberNotAllowed("epk".into())),
     };
