@@ -172,6 +172,10 @@ pub enum DecryptError {
 /// A token that passed every check. Only [`Decrypter::decrypt`] constructs
 /// one, so holding a `Decrypted` proves the token was validated.
 #[derive(Debug)]
+#[expect(
+    clippy::manual_non_exhaustive,
+    reason = "the private field also keeps other modules of this crate from constructing one"
+)]
 pub struct Decrypted {
     /// The claims as the issuer serialized them.
     pub claims_json: String,

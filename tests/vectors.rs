@@ -23,10 +23,9 @@ const NOW: i64 = 1_700_000_000;
 const RFC7516_A1: &str = include_str!("fixtures/rfc7516/a1.json");
 const RFC7516_A3: &str = include_str!("fixtures/rfc7516/a3.json");
 
-/// The Wycheproof vectors live in a directory beside the crate, both in a
-/// working tree and in CI.
+/// The Wycheproof JWE vectors, copied unchanged into the fixtures.
 const WYCHEPROOF_JWE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/wycheproof/json_web_encryption_test.json");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wycheproof/json_web_encryption_test.json");
 
 /// Returns a policy that enables every content encryption and accepts plain
 /// payloads, so that `open` and `decrypt` go as far as the key allows.
