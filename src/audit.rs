@@ -46,8 +46,9 @@ pub fn fingerprint(token: &str) -> String {
     digest[..16].iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Emits the audit record of one call.
-pub fn record(caller: &Caller, token: &str, info: &TokenInfo, outcome: &Outcome<'_>) {
+/// Emits the audit record of one call. `fingerprint` comes from
+/// [`fingerprint`]; the token itself never reaches this function.
+pub fn record(caller: &Caller, fingerprint: &str, token_len: usize, info: &TokenInfo, outcome: &Outcome<'_>) {
     tracing::info!(
         target: TARGET,
         method = "jwed.v1.Decryptor/Decrypt",
@@ -63,8 +64,8 @@ pub fn record(caller: &Caller, token: &str, info: &TokenInfo, outcome: &Outcome<
         enc = info.enc.map(|enc| enc.name()),
         signing_kid = info.signing_kid.as_deref(),
         signing_alg = info.signing_alg.map(|alg| alg.name()),
-        token.fingerprint = fingerprint(token),
-        token.len = token.len(),
+        token.fingerprint = fingerprint,
+        token.len = token_len,
         subject = info.subject.as_deref(),
         token_id = info.token_id.as_deref(),
         duration_us = u64::try_from(outcome.elapsed.as_micros()).unwrap_or(u64::MAX),

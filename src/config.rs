@@ -16,6 +16,7 @@ use crate::{
     claims::{ClaimsPolicy, MAX_LEEWAY_SECONDS},
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Policy, UnsignedTokens},
+    service::Limits,
 };
 
 /// Default Unix socket path, on the volume a sidecar shares with its app.
@@ -79,6 +80,12 @@ pub struct ServerSection {
     pub tcp_listen: Option<String>,
     /// Seconds to wait for in-flight calls after SIGTERM or SIGINT.
     pub shutdown_grace_seconds: Option<u64>,
+    /// Decrypts running at once.
+    pub max_concurrent_decrypts: Option<usize>,
+    /// Calls waiting or running at once; more get RESOURCE_EXHAUSTED.
+    pub max_pending_decrypts: Option<usize>,
+    /// Longest time one call may take, in milliseconds.
+    pub call_timeout_ms: Option<u64>,
 }
 
 /// `[keys]`: key files and algorithm pins.
@@ -140,6 +147,8 @@ pub struct Config {
     pub tcp_listen: Option<SocketAddr>,
     /// Time allowed for in-flight calls at shutdown.
     pub shutdown_grace: Duration,
+    /// Concurrency, queue and deadline limits of Decrypt calls.
+    pub limits: Limits,
     /// Private JWK Set file.
     pub private_keys: PathBuf,
     /// Trusted issuer JWK Set file, if any.
@@ -185,6 +194,7 @@ impl Config {
         let server = file.server;
         let keys = file.keys;
         let tokens = file.tokens;
+        let limits = build_limits(&server)?;
 
         // An empty path turns the Unix socket off, for a TCP-only server.
         let unix_socket = match overrides.unix_socket.or(server.unix_socket) {
@@ -223,6 +233,7 @@ impl Config {
             unix_socket,
             tcp_listen,
             shutdown_grace: Duration::from_secs(grace),
+            limits,
             private_keys,
             issuer_keys,
             key_algorithms,
@@ -233,6 +244,23 @@ impl Config {
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+fn build_limits(server: &ServerSection) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let max_concurrent = server.max_concurrent_decrypts.unwrap_or(defaults.max_concurrent);
+    if !(1..=1024).contains(&max_concurrent) {
+        return Err(invalid("server.max_concurrent_decrypts", "must be between 1 and 1024"));
+    }
+    let max_pending = server.max_pending_decrypts.unwrap_or(defaults.max_pending.max(max_concurrent));
+    if max_pending < max_concurrent || max_pending > 65_536 {
+        return Err(invalid("server.max_pending_decrypts", "must be at least server.max_concurrent_decrypts and at most 65536"));
+    }
+    let call_timeout_ms = server.call_timeout_ms.unwrap_or(2000);
+    if !(10..=60_000).contains(&call_timeout_ms) {
+        return Err(invalid("server.call_timeout_ms", "must be between 10 and 60000"));
+    }
+    Ok(Limits { max_concurrent, max_pending, call_timeout: Duration::from_millis(call_timeout_ms) })
 }
 
 fn parse_pins(pins: HashMap<String, String>) -> Result<HashMap<String, KeyAlg>, ConfigError> {
@@ -335,6 +363,9 @@ mod tests {
             ("[tokens]\nunsigned = \"yes\"\n", "tokens.unsigned"),
             ("[server]\ntcp_listen = \"localhost\"\n", "server.tcp_listen"),
             ("[keys.algorithms]\nk1 = \"RSA1_5\"\n", "keys.algorithms"),
+            ("[server]\nmax_concurrent_decrypts = 0\n", "server.max_concurrent_decrypts"),
+            ("[server]\nmax_concurrent_decrypts = 8\nmax_pending_decrypts = 4\n", "server.max_pending_decrypts"),
+            ("[server]\ncall_timeout_ms = 5\n", "server.call_timeout_ms"),
         ];
         for (extra, setting) in cases {
             let err = build(&format!("{MINIMAL}{extra}")).unwrap_err();

@@ -23,7 +23,7 @@ use tonic_health::ServingStatus;
 use crate::{
     decrypt::Decrypter,
     pb::{self, decryptor_server::DecryptorServer},
-    service::DecryptorService,
+    service::{DecryptorService, Limits},
 };
 
 /// Permissions of the Unix socket: owner and group may connect. Callers in
@@ -57,6 +57,7 @@ pub struct BoundServer {
     unix: Option<(UnixListener, PathBuf)>,
     tcp: Option<TcpListener>,
     decrypter: Arc<Decrypter>,
+    limits: Limits,
     grace: Duration,
 }
 
@@ -73,6 +74,7 @@ impl BoundServer {
         unix_socket: Option<&Path>,
         tcp: Option<SocketAddr>,
         decrypter: Arc<Decrypter>,
+        limits: Limits,
         grace: Duration,
     ) -> Result<Self, ServeError> {
         let unix = match unix_socket {
@@ -86,7 +88,7 @@ impl BoundServer {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, grace })
+        Ok(BoundServer { unix, tcp, decrypter, limits, grace })
     }
 
     /// The bound TCP address, which tells the port when 0 was requested.
@@ -109,7 +111,7 @@ impl BoundServer {
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let max_message = self.decrypter.policy().max_token_bytes + REQUEST_OVERHEAD_BYTES;
         let decryptor =
-            DecryptorServer::new(DecryptorService::new(self.decrypter.clone())).max_decoding_message_size(max_message);
+            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits)).max_decoding_message_size(max_message);
 
         let router = Server::builder()
             .add_service(health)

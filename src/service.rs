@@ -1,72 +1,241 @@
 //! The `jwed.v1.Decryptor` gRPC service: extract, decrypt, audit, respond.
+//!
+//! Cost bounds live here because they concern the private-key operation
+//! only, not health or reflection: at most `max_concurrent` decrypts run at
+//! once on the blocking pool, at most `max_pending` calls wait or run, and
+//! every call has a deadline (the configured one, or the client's shorter
+//! `grpc-timeout`). Calls beyond `max_pending` get RESOURCE_EXHAUSTED at once.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use tonic::{Code, Request, Response, Status, transport::server::UdsConnectInfo};
+use tokio::sync::Semaphore;
+use tonic::{Code, Request, Response, Status, metadata::MetadataMap, transport::server::UdsConnectInfo};
 
 use crate::{
     audit::{self, Caller, Outcome},
-    decrypt::{self, Decrypted, Decrypter, TokenInfo},
+    decrypt::{self, DecryptError, Decrypted, Decrypter, TokenInfo},
     pb::{self, decryptor_server::Decryptor},
-    status,
+    status::{self, ServiceError},
 };
 
-/// Message of the status returned when a call panicked.
-const INTERNAL_MESSAGE: &str = "internal error";
+/// What the service decrypts with: the real [`Decrypter`], or a stand-in
+/// in tests.
+pub trait Decrypt: Send + Sync + 'static {
+    /// Runs the decryption pipeline; see [`Decrypter::decrypt`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`DecryptError`] of a rejected request.
+    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError>;
+}
 
-/// The gRPC service around one [`Decrypter`].
-#[derive(Clone, Debug)]
-pub struct DecryptorService {
-    decrypter: Arc<Decrypter>,
+/// Limits on concurrent work and time per call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Decrypts running at once.
+    pub max_concurrent: usize,
+    /// Calls waiting or running at once; more are shed.
+    pub max_pending: usize,
+    /// Longest time a call may take, queueing included.
+    pub call_timeout: Duration,
+}
+
+/// The gRPC service around one decrypter.
+pub struct DecryptorService<D = Decrypter> {
+    decrypter: Arc<D>,
+    limits: Limits,
+    running: Arc<Semaphore>,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Emits the audit record when dropped, so that a call cancelled by the
+/// client or by tonic's own timeout is still recorded.
+struct AuditGuard {
+    started: Instant,
+    caller: Caller,
+    fingerprint: String,
+    token_len: usize,
+    info: TokenInfo,
+    outcome: Option<(&'static str, String, Code)>,
+}
+
+/// Decrements the pending count when a call ends, however it ends.
+struct PendingSlot(Arc<AtomicUsize>);
+
+// === impl Limits ===
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Limits { max_concurrent: cores * 2, max_pending: 256, call_timeout: Duration::from_secs(2) }
+    }
 }
 
 // === impl DecryptorService ===
 
-impl DecryptorService {
-    /// Serves `decrypter`.
-    pub fn new(decrypter: Arc<Decrypter>) -> Self {
-        DecryptorService { decrypter }
+impl<D: Decrypt> DecryptorService<D> {
+    /// Serves `decrypter` within `limits`.
+    pub fn new(decrypter: Arc<D>, limits: Limits) -> Self {
+        DecryptorService {
+            decrypter,
+            limits,
+            running: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            pending: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Takes a pending slot, or returns `None` when the service is full.
+    fn reserve(&self) -> Option<PendingSlot> {
+        let previous = self.pending.fetch_add(1, Ordering::AcqRel);
+        let slot = PendingSlot(self.pending.clone());
+        (previous < self.limits.max_pending).then_some(slot)
+    }
+
+    async fn run(&self, message: pb::DecryptRequest, deadline: Duration, guard: &mut AuditGuard) -> Result<Decrypted, Rejection> {
+        let _slot = self.reserve().ok_or(Rejection::Service(ServiceError::Overloaded))?;
+        let work = async {
+            let permit = self.running.clone().acquire_owned().await.map_err(|_| Rejection::Service(ServiceError::Overloaded))?;
+            let decrypter = self.decrypter.clone();
+
+            // The private-key operation takes 0.1 to 1 ms of CPU: it runs on
+            // the blocking pool so that it never stalls the async workers.
+            // The permit moves along, so a call abandoned at its deadline
+            // still counts until its work ends.
+            let joined = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let mut info = TokenInfo::default();
+                let result = catch_unwind(AssertUnwindSafe(|| {
+                    let request = decrypt::Request {
+                        token: &message.token,
+                        audience: Some(message.audience.as_str()).filter(|audience| !audience.is_empty()),
+                        required_scopes: &message.required_scopes,
+                    };
+                    decrypter.decrypt(request, unix_now(), &mut info)
+                }));
+                (result, info)
+            })
+            .await;
+
+            match joined {
+                Ok((Ok(result), info)) => {
+                    guard.info = info;
+                    result.map_err(Rejection::Token)
+                }
+                Ok((Err(_), info)) => {
+                    guard.info = info;
+                    Err(Rejection::Service(ServiceError::Panicked))
+                }
+                Err(_) => Err(Rejection::Service(ServiceError::Panicked)),
+            }
+        };
+        tokio::time::timeout(deadline, work).await.unwrap_or(Err(Rejection::Service(ServiceError::DeadlineExceeded)))
     }
 }
 
+impl<D> std::fmt::Debug for DecryptorService<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptorService").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+/// Why a call did not return claims.
+enum Rejection {
+    Token(DecryptError),
+    Service(ServiceError),
+}
+
 #[tonic::async_trait]
-impl Decryptor for DecryptorService {
+impl<D: Decrypt> Decryptor for DecryptorService<D> {
     async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Result<Response<pb::DecryptResponse>, Status> {
-        let started = Instant::now();
         let caller = caller_of(&request);
+        let deadline = client_deadline(request.metadata()).map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout));
         let message = request.into_inner();
-        let audience = Some(message.audience.as_str()).filter(|audience| !audience.is_empty());
-        let decrypt_request = decrypt::Request {
-            token: &message.token,
-            audience,
-            required_scopes: &message.required_scopes,
-        };
+        let mut guard = AuditGuard::new(caller, &message.token);
 
-        // NOTE: the private-key operation runs on the async worker (0.1 to
-        // 1 ms); moving it to a blocking pool is a measured choice still open.
-        let mut info = TokenInfo::default();
-        let result = catch_unwind(AssertUnwindSafe(|| self.decrypter.decrypt(decrypt_request, unix_now(), &mut info)));
-
-        let (reply, reason, cause) = match result {
-            Ok(Ok(decrypted)) => (Ok(Response::new(to_response(decrypted))), "ok", String::new()),
-            Ok(Err(error)) => {
-                let (_, reason, _) = status::classify(&error);
-                (Err(status::to_status(&error)), reason, error.to_string())
+        match self.run(message, deadline, &mut guard).await {
+            Ok(decrypted) => {
+                guard.outcome = Some(("ok", String::new(), Code::Ok));
+                Ok(Response::new(to_response(decrypted)))
             }
-            Err(_) => {
-                tracing::error!("Decrypt call panicked; the call returned INTERNAL");
-                (Err(Status::internal(INTERNAL_MESSAGE)), "INTERNAL", "panic".to_owned())
+            Err(Rejection::Token(error)) => {
+                let status = status::to_status(&error);
+                guard.outcome = Some((status::classify(&error).1, error.to_string(), status.code()));
+                Err(status)
             }
-        };
+            Err(Rejection::Service(error)) => {
+                if error == ServiceError::Panicked {
+                    tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
+                }
+                let status = status::service_status(error);
+                guard.outcome = Some((status::classify_service(error).1, error.to_string(), status.code()));
+                Err(status)
+            }
+        }
+    }
+}
 
-        let code = reply.as_ref().map_or_else(Status::code, |_| Code::Ok);
-        let outcome = Outcome { reason, cause, code, elapsed: started.elapsed() };
-        audit::record(&caller, &message.token, &info, &outcome);
-        reply
+impl Decrypt for Decrypter {
+    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError> {
+        Decrypter::decrypt(self, request, now, info)
+    }
+}
+
+// === impl AuditGuard ===
+
+impl AuditGuard {
+    fn new(caller: Caller, token: &str) -> Self {
+        AuditGuard {
+            started: Instant::now(),
+            caller,
+            fingerprint: audit::fingerprint(token),
+            token_len: token.len(),
+            info: TokenInfo::default(),
+            outcome: None,
+        }
+    }
+}
+
+impl Drop for AuditGuard {
+    fn drop(&mut self) {
+        let (reason, cause, code) = self.outcome.take().unwrap_or(("CANCELLED", "call cancelled before it finished".to_owned(), Code::Cancelled));
+        let outcome = Outcome { reason, cause, code, elapsed: self.started.elapsed() };
+        audit::record(&self.caller, &self.fingerprint, self.token_len, &self.info, &outcome);
+    }
+}
+
+// === impl PendingSlot ===
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reads the client's `grpc-timeout` (gRPC over HTTP/2: up to 8 digits and
+/// a unit letter). An unreadable value is ignored; tonic reports it.
+fn client_deadline(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let unit = text.chars().last()?;
+    let digits = &text[..text.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let value: u64 = digits.parse().ok()?;
+    match unit {
+        'H' => Some(Duration::from_secs(value * 3600)),
+        'M' => Some(Duration::from_secs(value * 60)),
+        'S' => Some(Duration::from_secs(value)),
+        'm' => Some(Duration::from_millis(value)),
+        'u' => Some(Duration::from_micros(value)),
+        'n' => Some(Duration::from_nanos(value)),
+        _ => None,
     }
 }
 
@@ -126,4 +295,37 @@ fn to_value(value: serde_json::Value) -> prost_types::Value {
         Value::Object(map) => Kind::StructValue(to_struct(map)),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(value: &str) -> MetadataMap {
+        let mut map = MetadataMap::new();
+        map.insert("grpc-timeout", value.parse().expect("ascii"));
+        map
+    }
+
+    #[test]
+    fn client_deadline_reads_every_unit() {
+        let cases = [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("4S", Duration::from_secs(4)),
+            ("250m", Duration::from_millis(250)),
+            ("99999999u", Duration::from_micros(99_999_999)),
+            ("7n", Duration::from_nanos(7)),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(client_deadline(&metadata(value)), Some(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn client_deadline_ignores_malformed_values() {
+        for value in ["", "S", "123456789S", "10x", "-5S", "1.5S"] {
+            assert_eq!(client_deadline(&metadata(value)), None, "{value:?}");
+        }
+    }
 }

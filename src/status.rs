@@ -42,6 +42,26 @@ pub mod reason {
     pub const INSUFFICIENT_SCOPE: &str = "INSUFFICIENT_SCOPE";
     /// The request is malformed apart from its token.
     pub const REQUEST_INVALID: &str = "REQUEST_INVALID";
+    /// Too many calls are waiting for a private-key operation; retry later.
+    pub const OVERLOADED: &str = "OVERLOADED";
+    /// The call did not finish within its deadline.
+    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
+    /// The call failed inside jwed; the server keeps serving.
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// Failures of the service itself rather than of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The queue for private-key operations is full.
+    #[error("overloaded: the decrypt queue is full")]
+    Overloaded,
+    /// The call's deadline passed before it finished.
+    #[error("deadline exceeded")]
+    DeadlineExceeded,
+    /// The call panicked.
+    #[error("panic inside the call")]
+    Panicked,
 }
 
 /// Status code, reason and fixed message for one error.
@@ -79,6 +99,21 @@ pub fn classify(error: &DecryptError) -> (Code, &'static str, &'static str) {
 /// Whether the caller should obtain a new token.
 pub fn refresh_required(error: &DecryptError) -> bool {
     matches!(error, DecryptError::Claims(ClaimError::Expired))
+}
+
+/// Status code, reason and fixed message for a service failure.
+pub fn classify_service(error: ServiceError) -> (Code, &'static str, &'static str) {
+    match error {
+        ServiceError::Overloaded => (Code::ResourceExhausted, reason::OVERLOADED, "server is overloaded; retry with backoff"),
+        ServiceError::DeadlineExceeded => (Code::DeadlineExceeded, reason::DEADLINE_EXCEEDED, "deadline exceeded"),
+        ServiceError::Panicked => (Code::Internal, reason::INTERNAL, "internal error"),
+    }
+}
+
+/// Builds the gRPC status for a service failure.
+pub fn service_status(error: ServiceError) -> Status {
+    let (code, reason, message) = classify_service(error);
+    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()))
 }
 
 /// Builds the gRPC status for `error`.

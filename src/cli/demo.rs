@@ -24,6 +24,7 @@ use crate::{
     mint::{self, Recipient, Signer},
     pb,
     server::BoundServer,
+    service::Limits,
 };
 
 const ISSUER: &str = "https://auth.demo.example";
@@ -57,7 +58,7 @@ async fn demo() -> Result<(), String> {
     let decrypter = build_decrypter(&issuer_key, &[&ecdh_key, &rsa_key])?;
     let _ = writeln!(out, "== jwed demo: ephemeral keys, server on {}\n", socket.display());
 
-    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Duration::from_secs(5))
+    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), Duration::from_secs(5))
         .await
         .map_err(|err| err.to_string())?;
     let (stop, stopped) = oneshot::channel::<()>();

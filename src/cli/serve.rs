@@ -34,7 +34,7 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
-    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, decrypter, config.shutdown_grace).await;
+    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, decrypter, config.limits, config.shutdown_grace).await;
     let result = match bound {
         Ok(bound) => bound.serve(shutdown).await,
         Err(error) => Err(error),

@@ -20,6 +20,7 @@ use jwed::{
     mint::{self, Recipient, Signer},
     pb::decryptor_client::DecryptorClient,
     server::{BoundServer, ServeError},
+    service::Limits,
 };
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -107,7 +108,7 @@ impl TestServer {
     pub async fn start(decrypter: Decrypter) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("jwed.sock");
-        let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Duration::from_secs(5))
+        let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), Duration::from_secs(5))
             .await
             .expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
