@@ -51,8 +51,10 @@ impl VerifyingKey {
         let alg = pinned_alg(raw)?;
         let signature_len = signature_len(raw, alg)?;
         let josekit_jwk = {
+            // josekit would require every JWS header to repeat the key's kid,
+            // which breaks selection of the single key for a kid-less token.
             let mut public = raw.public_members();
-            public.remove("key_ops");
+            public.remove("kid");
             josekit::jwk::Jwk::from_map(public).map_err(|_| "the key is not a valid JWK")?
         };
         let rejected = |_| format!("the key is not a valid {alg} verification key");
@@ -115,7 +117,7 @@ impl IssuerKeys {
     pub fn from_raw(raw: &RawJwkSet, origin: &str) -> Result<Self, JwkError> {
         let key_error = |kid: String, reason: String| JwkError::Key { path: origin.to_owned(), kid, reason };
         if raw.keys.len() > MAX_KEYS {
-            return Err(key_error(String::new(), format!("the set has more than {MAX_KEYS} keys")));
+            return Err(key_error("(all)".into(), format!("the set has more than {MAX_KEYS} keys")));
         }
 
         let mut keys = Vec::with_capacity(raw.keys.len());

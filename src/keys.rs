@@ -204,7 +204,7 @@ impl KeySet {
     pub fn from_raw(raw: &RawJwkSet, configured: &HashMap<String, KeyAlg>, origin: &str) -> Result<Self, JwkError> {
         let key_error = |kid: String, reason: String| JwkError::Key { path: origin.to_owned(), kid, reason };
         if raw.keys.len() > MAX_KEYS {
-            return Err(key_error(String::new(), format!("the set has more than {MAX_KEYS} keys")));
+            return Err(key_error("(all)".into(), format!("the set has more than {MAX_KEYS} keys")));
         }
 
         let mut keys = Vec::with_capacity(raw.keys.len());
