@@ -298,7 +298,11 @@ impl Decrypter {
 
         let (plaintext, _) =
             josekit::jwe::deserialize_compact(jwe.text, key.decrypter()).map_err(|_| InvalidToken::DecryptionFailed)?;
-        let nested_jwt = header.cty.as_deref().is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"));
+        // RFC 7515 section 4.1.10: media types compare case-insensitively and
+        // the "application/" prefix may be left out.
+        let nested_jwt = header.cty.as_deref().is_some_and(|cty| {
+            cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/JWT")
+        });
         Ok(Opened { plaintext: Zeroizing::new(plaintext), key, nested_jwt })
     }
 
