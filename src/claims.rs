@@ -61,7 +61,7 @@ pub enum ClaimError {
     #[error("requested audience is not configured")]
     AudienceNotAllowed,
     /// The token lacks required scopes.
-    #[error("token lacks {} required scopes", missing.len())]
+    #[error("token lacks required scopes (missing: {})", missing.len())]
     InsufficientScope {
         /// Required scopes the token does not carry; these come from the
         /// request, not from the token.

@@ -226,7 +226,7 @@ impl Config {
 
         let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
         if policy.unsigned == UnsignedTokens::Reject && issuer_keys.is_none() {
-            return Err(invalid("keys.issuer_keys", "is required while tokens.unsigned is \"reject\": the public JWK Set of the token issuer"));
+            return Err(invalid("keys.issuer_keys", "is missing: set it to the issuer's public JWK Set file, which verifies the signed JWT inside each token (or set tokens.unsigned to accept unsigned tokens)"));
         }
 
         Ok(Config {

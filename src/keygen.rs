@@ -126,14 +126,17 @@ pub fn write_private_file(path: &Path, text: &str) -> Result<(), KeygenError> {
     file.write_all(text.as_bytes()).map_err(write_error)
 }
 
-/// Writes a public JWK Set file, replacing any earlier one.
+/// Writes a new public JWK Set file.
 ///
 /// # Errors
 ///
-/// Returns [`KeygenError::Write`].
+/// Returns [`KeygenError::Write`]; an existing file is never overwritten,
+/// because it may hold the key issuers encrypt to.
 pub fn write_public_file(path: &Path, keys: Vec<Value>) -> Result<(), KeygenError> {
+    let write_error = |source| KeygenError::Write { path: path.display().to_string(), source };
     let text = serde_json::to_string_pretty(&json!({ "keys": keys })).unwrap_or_default() + "\n";
-    fs::write(path, text).map_err(|source| KeygenError::Write { path: path.display().to_string(), source })
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(write_error)?;
+    file.write_all(text.as_bytes()).map_err(write_error)
 }
 
 fn b64(bytes: &[u8]) -> Value {

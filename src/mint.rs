@@ -98,11 +98,13 @@ impl Recipient {
     /// Returns [`MintError::Key`] for a key josekit cannot encrypt to.
     pub fn from_jwk(mut jwk: Jwk) -> Result<Self, MintError> {
         let kid = jwk.key_id().ok_or_else(|| MintError::Key("the encryption key has no kid".into()))?.to_owned();
-        let alg: KeyAlg = jwk
-            .algorithm()
-            .and_then(|name| name.parse().ok())
-            .ok_or_else(|| MintError::Key(format!("encryption key {kid:?} has no supported alg member")))?;
-        // josekit refuses an encryption key that carries private members.
+        let alg: KeyAlg = match jwk.algorithm() {
+            None => return Err(MintError::Key(format!("encryption key {kid:?} has no alg member"))),
+            Some(name) => name.parse().map_err(|_| {
+                MintError::Key(format!("key {kid:?} has alg {name:?}, which is not a JWE key management algorithm; pass jwed's public key set"))
+            })?,
+        };
+        // josekit rejects an encryption key that carries private members.
         if !alg.is_symmetric() {
             jwk = public_only(&jwk)?;
         }

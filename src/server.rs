@@ -124,6 +124,7 @@ impl BoundServer {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let mut servers = JoinSet::new();
+        let socket_path = self.unix.as_ref().map(|(_, path)| path.clone());
         if let Some((listener, path)) = self.unix {
             tracing::info!(socket.path = %path.display(), "Listening on Unix socket");
             let incoming = UnixListenerStream::new(listener);
@@ -153,6 +154,10 @@ impl BoundServer {
             result
         })
         .await;
+        // The socket file is removed only by the server that created it.
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
         match drained {
             Ok(result) => {
                 tracing::info!("Drain finished");
@@ -180,7 +185,14 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
     let bind_error = |source| ServeError::Bind { address: path.display().to_string(), source };
 
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_error)?,
+        // A socket that still accepts connections belongs to a running
+        // server; only a stale one, which refuses them, is replaced.
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(bind_error(io::Error::new(io::ErrorKind::AddrInUse, "another server is listening on this socket")));
+            }
+            std::fs::remove_file(path).map_err(bind_error)?;
+        }
         Ok(_) => {
             return Err(bind_error(io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket exists at this path")));
         }

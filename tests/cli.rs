@@ -224,3 +224,61 @@ async fn reflection_services(channel: Channel) -> Vec<String> {
         other => panic!("unexpected reflection response {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn second_server_does_not_take_over_a_live_socket() {
+    let setup = setup();
+    let first = start(&setup, &[]);
+
+    let second = Command::new(JWED).args(["serve", "--config"]).arg(&setup.config).args(["--tcp-listen", ""]).output().expect("run");
+    assert_ne!(second.status.code(), Some(0));
+    assert!(stderr(&second).contains("another server is listening"), "{}", stderr(&second));
+
+    let token = mint(&setup, CLAIMS);
+    let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
+    assert!(output.status.success(), "the first server still answers: {}", stderr(&output));
+
+    signal(&first, "TERM");
+    let (code, logs) = wait(first).await;
+    assert_eq!(code, 0, "{logs}");
+}
+
+#[test]
+fn serve_never_deletes_a_regular_file_at_the_socket_path() {
+    let setup = setup();
+    std::fs::write(&setup.socket, "important").expect("write");
+
+    let output = Command::new(JWED).args(["serve", "--config"]).arg(&setup.config).args(["--tcp-listen", ""]).output().expect("run");
+    assert_ne!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("not a socket"), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&setup.socket).expect("the file is still there"), "important");
+}
+
+#[tokio::test]
+async fn empty_unix_socket_flag_serves_tcp_only_and_audiences_are_trimmed() {
+    let setup = setup();
+    let child = Command::new(JWED)
+        .args(["serve", "--config"])
+        .arg(&setup.config)
+        .args(["--unix-socket", ""])
+        .env("JWED_AUDIENCES", "orders-api, billing-api")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&setup.tcp).is_err() {
+        assert!(Instant::now() < deadline, "jwed serve did not listen on TCP");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!setup.socket.exists(), "no Unix socket is created");
+
+    let token = mint(&setup, r#"{"iss":"https://auth.cli.example","aud":"billing-api","sub":"user-7"}"#);
+    let output = jwed(&["decrypt", "--tcp", &setup.tcp, &token]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+}

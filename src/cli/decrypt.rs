@@ -24,7 +24,7 @@ pub(super) async fn run(args: DecryptArgs) -> u8 {
         Ok(client) => client,
         Err(error) => {
             let target = args.tcp.clone().unwrap_or_else(|| args.unix_socket.display().to_string());
-            eprintln!("jwed decrypt: cannot connect to {target}: {error}");
+            eprintln!("jwed decrypt: cannot connect to {target}: {}", error_chain(&error));
             return 1;
         }
     };
@@ -60,6 +60,19 @@ pub(crate) fn describe_rejection(status: &tonic::Status) -> String {
         ""
     };
     format!("rejected: {} [{:?}]{refresh}: {}", info.reason, status.code(), status.message())
+}
+
+/// Joins an error and its sources, since tonic's transport error alone says
+/// only "transport error".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn read_token(argument: Option<&str>) -> Result<String, String> {

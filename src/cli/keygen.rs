@@ -22,6 +22,9 @@ fn generate(args: &KeygenArgs) -> Result<(), String> {
         None => format!("{}-{}", args.alg.to_ascii_lowercase(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
     };
     let key = GeneratedKey::generate(spec, &kid, &args.crv, args.bits, args.size).map_err(|err| err.to_string())?;
+    if key.public().is_some() && args.public_out.exists() {
+        return Err(format!("{} already exists; choose another --public-out", args.public_out.display()));
+    }
 
     let private = keygen::jwk_set_text(&[key.expose_private_json()]);
     keygen::write_private_file(&args.out, &private).map_err(|err| err.to_string())?;

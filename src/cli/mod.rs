@@ -51,9 +51,10 @@ pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, short, env = "JWED_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Unix socket path; an empty value turns the socket off.
+    /// Unix socket path (default /run/jwed/jwed.sock); an empty value turns
+    /// the socket off.
     #[arg(long, env = "JWED_UNIX_SOCKET")]
-    pub unix_socket: Option<PathBuf>,
+    pub unix_socket: Option<String>,
     /// TCP address to listen on as well, such as 127.0.0.1:50051.
     #[arg(long, env = "JWED_TCP_LISTEN")]
     pub tcp_listen: Option<String>,
@@ -75,8 +76,9 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Algorithm the key is for: a JWE key management algorithm (RSA-OAEP-256,
-    /// RSA-OAEP, ECDH-ES, ECDH-ES+A128KW, ECDH-ES+A256KW, dir, A128KW, A256KW)
-    /// for jwed, or a JWS algorithm (RS256, PS256, ES256, ES384, EdDSA) for an issuer.
+    /// RSA-OAEP, ECDH-ES, ECDH-ES+A128KW, ECDH-ES+A192KW, ECDH-ES+A256KW, dir,
+    /// A128KW, A192KW, A256KW) for jwed, or a JWS algorithm (RS256, PS256,
+    /// ES256, ES384, EdDSA) for an issuer.
     #[arg(long, default_value = "ECDH-ES")]
     pub alg: String,
     /// Curve for ECDH-ES keys: P-256, P-384, P-521 or X25519.
@@ -94,7 +96,7 @@ pub struct KeygenArgs {
     /// Private JWK Set file to create; it must not exist.
     #[arg(long, default_value = "jwed-keys.json")]
     pub out: PathBuf,
-    /// Public JWK Set file to write, for asymmetric keys.
+    /// Public JWK Set file to create, for asymmetric keys; it must not exist.
     #[arg(long, default_value = "jwed-keys.public.json")]
     pub public_out: PathBuf,
 }

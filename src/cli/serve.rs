@@ -1,6 +1,6 @@
 //! `jwed serve`.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use super::{EXIT_USAGE, ServeArgs};
 use crate::{
@@ -39,9 +39,6 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
         Ok(bound) => bound.serve(shutdown).await,
         Err(error) => Err(error),
     };
-    if let Some(path) = &config.unix_socket {
-        let _ = std::fs::remove_file(path);
-    }
     match result {
         Ok(()) => {
             tracing::info!("Stopped");
@@ -60,12 +57,14 @@ fn load_config(args: ServeArgs) -> Result<Config, String> {
         None => FileConfig::default(),
     };
     let overrides = Overrides {
-        unix_socket: args.unix_socket,
+        unix_socket: args.unix_socket.map(PathBuf::from),
         tcp_listen: args.tcp_listen,
         private_keys: args.private_keys,
         issuer_keys: args.issuer_keys,
         issuer: args.issuer,
-        audiences: args.audiences,
+        audiences: args.audiences.map(|audiences| {
+            audiences.iter().map(|audience| audience.trim().to_owned()).filter(|audience| !audience.is_empty()).collect()
+        }),
     };
     Config::build(file, overrides).map_err(|err| err.to_string())
 }
