@@ -296,14 +296,20 @@ impl Decrypter {
         info.kid = Some(key.kid().to_owned());
         check_fit(&jwe, key)?;
 
-        let (plaintext, _) =
-            josekit::jwe::deserialize_compact(jwe.text, key.decrypter()).map_err(|_| InvalidToken::DecryptionFailed)?;
+        let plaintext = match key.rsa_private_key() {
+            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text).map_err(|()| InvalidToken::DecryptionFailed)?,
+            None => {
+                let (plaintext, _) = josekit::jwe::deserialize_compact(jwe.text, key.decrypter())
+                    .map_err(|_| InvalidToken::DecryptionFailed)?;
+                Zeroizing::new(plaintext)
+            }
+        };
         // RFC 7515 section 4.1.10: media types compare case-insensitively and
         // the "application/" prefix may be left out.
         let nested_jwt = header.cty.as_deref().is_some_and(|cty| {
             cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/JWT")
         });
-        Ok(Opened { plaintext: Zeroizing::new(plaintext), key, nested_jwt })
+        Ok(Opened { plaintext, key, nested_jwt })
     }
 
     fn select_key(&self, jwe: &CompactJwe<'_>) -> Result<&DecryptionKey, InvalidToken> {

@@ -19,7 +19,7 @@ use openssl::{
     bn::{BigNum, BigNumContext},
     ec::{EcGroup, EcKey},
     nid::Nid,
-    pkey::{Id, PKey},
+    pkey::{Id, PKey, Private},
     rsa::RsaPrivateKeyBuilder,
 };
 use serde_json::{Map, Value};
@@ -63,6 +63,7 @@ pub struct DecryptionKey {
     alg: KeyAlg,
     kind: KeyKind,
     decrypter: Box<dyn JweDecrypter>,
+    rsa: Option<PKey<Private>>,
     public_jwk: Option<Map<String, Value>>,
 }
 
@@ -90,10 +91,16 @@ impl DecryptionKey {
         let alg = pinned_alg(raw, configured_alg)?;
         check_usage(raw)?;
 
-        let (kind, decrypter) = match raw.kty.as_str() {
+        let (kind, decrypter, rsa) = match raw.kty.as_str() {
             "RSA" => build_rsa(raw, alg)?,
-            "EC" | "OKP" => build_ec(raw, alg)?,
-            "oct" => build_oct(raw, alg)?,
+            "EC" | "OKP" => {
+                let (kind, decrypter) = build_ec(raw, alg)?;
+                (kind, decrypter, None)
+            }
+            "oct" => {
+                let (kind, decrypter) = build_oct(raw, alg)?;
+                (kind, decrypter, None)
+            }
             other => return Err(format!("key type {other:?} is not supported")),
         };
         let public_jwk = (!alg.is_symmetric()).then(|| {
@@ -103,7 +110,7 @@ impl DecryptionKey {
             public
         });
 
-        Ok(DecryptionKey { kid, alg, kind, decrypter, public_jwk })
+        Ok(DecryptionKey { kid, alg, kind, decrypter, rsa, public_jwk })
     }
 
     /// The key id.
@@ -124,6 +131,11 @@ impl DecryptionKey {
     /// The josekit decrypter built from this key.
     pub fn decrypter(&self) -> &dyn JweDecrypter {
         self.decrypter.as_ref()
+    }
+
+    /// The OpenSSL private key of an RSA key, for [`crate::oaep`].
+    pub(crate) fn rsa_private_key(&self) -> Option<&PKey<Private>> {
+        self.rsa.as_ref()
     }
 
     /// The public JWK for issuers, or `None` for a symmetric key.
@@ -290,7 +302,7 @@ fn big_number(bytes: &[u8], name: &str) -> Result<BigNum, String> {
     BigNum::from_slice(bytes).map_err(|_| format!("member {name} is not a valid integer"))
 }
 
-fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter>), String> {
+fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter>, Option<PKey<Private>>), String> {
     let algorithm = match alg {
         KeyAlg::RsaOaep => jwe::RSA_OAEP,
         KeyAlg::RsaOaep256 => jwe::RSA_OAEP_256,
@@ -320,9 +332,10 @@ fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter
     }
 
     let modulus_len = rsa.size() as usize;
-    let der = Zeroizing::new(PKey::from_rsa(rsa).and_then(|key| key.private_key_to_pkcs8()).map_err(invalid)?);
+    let pkey = PKey::from_rsa(rsa).map_err(invalid)?;
+    let der = Zeroizing::new(pkey.private_key_to_pkcs8().map_err(invalid)?);
     let decrypter = algorithm.decrypter_from_der(der.as_slice()).map_err(|_| "josekit rejected the RSA key")?;
-    Ok((KeyKind::Rsa { modulus_len }, Box::new(decrypter)))
+    Ok((KeyKind::Rsa { modulus_len }, Box::new(decrypter), Some(pkey)))
 }
 
 fn ecdh_alg(alg: KeyAlg) -> jwe::alg::ecdh_es::EcdhEsJweAlgorithm {

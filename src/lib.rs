@@ -25,6 +25,7 @@ pub mod jwk;
 pub mod keygen;
 pub mod keys;
 pub mod mint;
+pub mod oaep;
 pub mod pb;
 pub mod server;
 pub mod service;
