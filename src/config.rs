@@ -96,6 +96,10 @@ pub struct KeysSection {
     pub private_keys: Option<PathBuf>,
     /// Trusted issuer public JWK Set file.
     pub issuer_keys: Option<PathBuf>,
+    /// Revocation list file.
+    pub revocations: Option<PathBuf>,
+    /// How often the key files are checked for changes, in milliseconds.
+    pub reload_interval_ms: Option<u64>,
     /// Algorithm per key id, for keys without an `alg` member.
     #[serde(default)]
     pub algorithms: HashMap<String, String>,
@@ -132,6 +136,8 @@ pub struct Overrides {
     pub private_keys: Option<PathBuf>,
     /// `--issuer-keys`, `JWED_ISSUER_KEYS`.
     pub issuer_keys: Option<PathBuf>,
+    /// `--revocations`, `JWED_REVOCATIONS`.
+    pub revocations: Option<PathBuf>,
     /// `--issuer`, `JWED_ISSUER`.
     pub issuer: Option<String>,
     /// `--audience`, `JWED_AUDIENCES` (comma-separated).
@@ -153,6 +159,10 @@ pub struct Config {
     pub private_keys: PathBuf,
     /// Trusted issuer JWK Set file, if any.
     pub issuer_keys: Option<PathBuf>,
+    /// Revocation list file, if any.
+    pub revocations: Option<PathBuf>,
+    /// How often the key files are checked for changes.
+    pub reload_interval: Duration,
     /// Algorithm pins by key id.
     pub key_algorithms: HashMap<String, KeyAlg>,
     /// Token policy.
@@ -222,6 +232,11 @@ impl Config {
             .or(keys.private_keys)
             .ok_or_else(|| invalid("keys.private_keys", "is required: the private JWK Set file (flag --private-keys, env JWED_PRIVATE_KEYS)"))?;
         let issuer_keys = overrides.issuer_keys.or(keys.issuer_keys);
+        let revocations = overrides.revocations.or(keys.revocations);
+        let reload_ms = keys.reload_interval_ms.unwrap_or(2000);
+        if !(100..=3_600_000).contains(&reload_ms) {
+            return Err(invalid("keys.reload_interval_ms", "must be between 100 and 3600000"));
+        }
         let key_algorithms = parse_pins(keys.algorithms)?;
 
         let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
@@ -236,6 +251,8 @@ impl Config {
             limits,
             private_keys,
             issuer_keys,
+            revocations,
+            reload_interval: Duration::from_millis(reload_ms),
             key_algorithms,
             policy,
         })

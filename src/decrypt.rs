@@ -29,7 +29,8 @@ use crate::{
     compact::{CompactJwe, CompactJws, FormatError},
     issuers::IssuerKeys,
     json,
-    keys::{DecryptionKey, KeyKind, KeySet},
+    keys::{DecryptionKey, KeyKind, KeySet, KeyState},
+    revocation::RevokedBy,
 };
 
 /// Maximum number of `required_scopes` in one request.
@@ -107,6 +108,10 @@ pub enum InvalidToken {
     /// No key has the token's `kid`.
     #[error("no key has the token's kid")]
     UnknownKey,
+    /// The token's `kid` names a retired key. [`Decrypter::decrypt`] reports
+    /// it as [`DecryptError::KeyRetired`], since the caller can act on it.
+    #[error("the token's key is retired")]
+    KeyRetired,
     /// The token has no `kid` and no single key fits it.
     #[error("token has no kid and {candidates} keys fit its alg and enc")]
     NoUniqueKey {
@@ -167,6 +172,12 @@ pub enum DecryptError {
     /// The claims were authentic but do not satisfy the policy.
     #[error("claims rejected: {0}")]
     Claims(#[from] ClaimError),
+    /// The token names a retired key; the caller should get a new token.
+    #[error("key retired")]
+    KeyRetired,
+    /// The token is on the revocation list; the caller should get a new one.
+    #[error("token revoked by {0}")]
+    Revoked(RevokedBy),
 }
 
 /// A token that passed every check. Only [`Decrypter::decrypt`] constructs
@@ -250,7 +261,10 @@ impl Decrypter {
         check_request(&request)?;
         let audiences = self.policy.claims.expected_audiences(request.audience)?;
 
-        let opened = self.open(request.token, info)?;
+        let opened = self.open(request.token, info).map_err(|cause| match cause {
+            InvalidToken::KeyRetired => DecryptError::KeyRetired,
+            cause => DecryptError::Invalid(cause),
+        })?;
         let (claims_bytes, signing_key_id) = if opened.nested_jwt {
             let (payload, kid) = self.verify_nested(&opened.plaintext, info)?;
             (payload, Some(kid))
@@ -315,9 +329,15 @@ impl Decrypter {
     fn select_key(&self, jwe: &CompactJwe<'_>) -> Result<&DecryptionKey, InvalidToken> {
         let header = &jwe.header;
         let key = match &header.kid {
-            Some(kid) => self.keys.get(kid).ok_or(InvalidToken::UnknownKey)?,
+            Some(kid) => match self.keys.get(kid) {
+                Some(key) if key.state() == KeyState::Retired => return Err(InvalidToken::KeyRetired),
+                Some(key) => key,
+                None => return Err(InvalidToken::UnknownKey),
+            },
             None => {
-                let mut candidates = self.keys.iter().filter(|key| key.alg() == header.alg && key.fits_enc(header.enc));
+                let mut candidates = self.keys.iter().filter(|key| {
+                    key.state() != KeyState::Retired && key.alg() == header.alg && key.fits_enc(header.enc)
+                });
                 match (candidates.next(), candidates.count()) {
                     (Some(key), 0) => key,
                     (None, _) => return Err(InvalidToken::NoUniqueKey { candidates: 0 }),

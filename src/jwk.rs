@@ -94,6 +94,9 @@ pub struct RawJwk {
     pub alg: Option<String>,
     /// WebCrypto's extractable flag; ignored.
     pub ext: Option<bool>,
+    /// jwed's key state: `current`, `accepted` or `retired`; absent means
+    /// `current`. RFC 7517 lets a JWK carry members other parties ignore.
+    pub state: Option<String>,
     /// Curve, for `EC` and `OKP`.
     pub crv: Option<String>,
     /// Public x coordinate, for `EC` and `OKP`.

@@ -57,10 +57,23 @@ pub enum KeyKind {
     },
 }
 
+/// Where a key is in its rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published first; issuers encrypt to it.
+    Current,
+    /// Still decrypts, and is published after the current keys.
+    Accepted,
+    /// No longer decrypts: its tokens fail with KEY_RETIRED, which tells
+    /// callers to refresh. Not published.
+    Retired,
+}
+
 /// One private decryption key, pinned to one algorithm.
 pub struct DecryptionKey {
     kid: String,
     alg: KeyAlg,
+    state: KeyState,
     kind: KeyKind,
     decrypter: Box<dyn JweDecrypter>,
     rsa: Option<PKey<Private>>,
@@ -90,6 +103,12 @@ impl DecryptionKey {
         };
         let alg = pinned_alg(raw, configured_alg)?;
         check_usage(raw)?;
+        let state = match raw.state.as_deref() {
+            None | Some("current") => KeyState::Current,
+            Some("accepted") => KeyState::Accepted,
+            Some("retired") => KeyState::Retired,
+            Some(other) => return Err(format!("state {other:?} is not current, accepted or retired")),
+        };
 
         let (kind, decrypter, rsa) = match raw.kty.as_str() {
             "RSA" => build_rsa(raw, alg)?,
@@ -110,7 +129,7 @@ impl DecryptionKey {
             public
         });
 
-        Ok(DecryptionKey { kid, alg, kind, decrypter, rsa, public_jwk })
+        Ok(DecryptionKey { kid, alg, state, kind, decrypter, rsa, public_jwk })
     }
 
     /// The key id.
@@ -121,6 +140,11 @@ impl DecryptionKey {
     /// The algorithm this key is pinned to.
     pub fn alg(&self) -> KeyAlg {
         self.alg
+    }
+
+    /// Where the key is in its rotation.
+    pub fn state(&self) -> KeyState {
+        self.state
     }
 
     /// Key type and size.
@@ -189,6 +213,7 @@ impl fmt::Debug for DecryptionKey {
         f.debug_struct("DecryptionKey")
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("state", &self.state)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
@@ -259,9 +284,14 @@ impl KeySet {
         self.keys.iter()
     }
 
-    /// The public JWK Set for issuers: asymmetric keys only, in file order.
+    /// The public JWK Set for issuers: asymmetric keys that are current
+    /// (first) or accepted, in file order within each state. Retired and
+    /// symmetric keys are left out.
     pub fn public_jwk_set(&self) -> Value {
-        let keys: Vec<Value> = self.keys.iter().filter_map(|key| key.public_jwk.clone().map(Value::Object)).collect();
+        let in_state = |state: KeyState| {
+            self.keys.iter().filter(move |key| key.state == state).filter_map(|key| key.public_jwk.clone().map(Value::Object))
+        };
+        let keys: Vec<Value> = in_state(KeyState::Current).chain(in_state(KeyState::Accepted)).collect();
         serde_json::json!({ "keys": keys })
     }
 }

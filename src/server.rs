@@ -21,9 +21,8 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::{
-    decrypt::Decrypter,
     pb::{self, decryptor_server::DecryptorServer},
-    service::{DecryptorService, Limits},
+    service::{Decrypt, DecryptorService, Limits},
 };
 
 /// Permissions of the Unix socket: owner and group may connect. Callers in
@@ -53,17 +52,17 @@ pub enum ServeError {
 }
 
 /// A server whose listeners are bound and that is ready to serve.
-pub struct BoundServer {
+pub struct BoundServer<D> {
     unix: Option<(UnixListener, PathBuf)>,
     tcp: Option<TcpListener>,
-    decrypter: Arc<Decrypter>,
+    decrypter: Arc<D>,
     limits: Limits,
     grace: Duration,
 }
 
 // === impl BoundServer ===
 
-impl BoundServer {
+impl<D: Decrypt> BoundServer<D> {
     /// Binds the listeners. A stale socket file left by an earlier run is
     /// replaced; any other file at that path is an error.
     ///
@@ -73,7 +72,7 @@ impl BoundServer {
     pub async fn bind(
         unix_socket: Option<&Path>,
         tcp: Option<SocketAddr>,
-        decrypter: Arc<Decrypter>,
+        decrypter: Arc<D>,
         limits: Limits,
         grace: Duration,
     ) -> Result<Self, ServeError> {
@@ -109,7 +108,7 @@ impl BoundServer {
 
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-        let max_message = self.decrypter.policy().max_token_bytes + REQUEST_OVERHEAD_BYTES;
+        let max_message = self.decrypter.max_token_bytes() + REQUEST_OVERHEAD_BYTES;
         let decryptor =
             DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits)).max_decoding_message_size(max_message);
 

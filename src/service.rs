@@ -34,6 +34,9 @@ pub trait Decrypt: Send + Sync + 'static {
     ///
     /// Returns the [`DecryptError`] of a rejected request.
     fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError>;
+
+    /// Largest token accepted, in bytes, which sizes the gRPC message limit.
+    fn max_token_bytes(&self) -> usize;
 }
 
 /// Limits on concurrent work and time per call.
@@ -184,6 +187,10 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
 impl Decrypt for Decrypter {
     fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError> {
         Decrypter::decrypt(self, request, now, info)
+    }
+
+    fn max_token_bytes(&self) -> usize {
+        self.policy().max_token_bytes
     }
 }
 

@@ -26,6 +26,10 @@ pub mod reason {
     pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
     /// `exp` has passed. Refresh required.
     pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    /// The token's key was retired by the operator. Refresh required.
+    pub const KEY_RETIRED: &str = "KEY_RETIRED";
+    /// The token is on the revocation list. Refresh required.
+    pub const TOKEN_REVOKED: &str = "TOKEN_REVOKED";
     /// `nbf` or `iat` is in the future.
     pub const TOKEN_NOT_YET_VALID: &str = "TOKEN_NOT_YET_VALID";
     /// `exp - iat` exceeds the configured maximum lifetime.
@@ -70,6 +74,8 @@ pub fn classify(error: &DecryptError) -> (Code, &'static str, &'static str) {
 
     match error {
         DecryptError::Invalid(_) => (Code::Unauthenticated, TOKEN_INVALID, "token is invalid"),
+        DecryptError::KeyRetired => (Code::Unauthenticated, KEY_RETIRED, "token key is retired; obtain a new token"),
+        DecryptError::Revoked(_) => (Code::Unauthenticated, TOKEN_REVOKED, "token is revoked; obtain a new token"),
         DecryptError::BadRequest(_) => (Code::InvalidArgument, REQUEST_INVALID, "request is invalid: check required_scopes and audience"),
         DecryptError::Claims(claim) => match claim {
             ClaimError::Expired => (Code::Unauthenticated, TOKEN_EXPIRED, "token has expired"),
@@ -98,7 +104,7 @@ pub fn classify(error: &DecryptError) -> (Code, &'static str, &'static str) {
 
 /// Whether the caller should obtain a new token.
 pub fn refresh_required(error: &DecryptError) -> bool {
-    matches!(error, DecryptError::Claims(ClaimError::Expired))
+    matches!(error, DecryptError::Claims(ClaimError::Expired) | DecryptError::KeyRetired | DecryptError::Revoked(_))
 }
 
 /// Status code, reason and fixed message for a service failure.

@@ -34,6 +34,10 @@ impl Decrypt for StandIn {
         std::thread::sleep(self.delay);
         self.inner.decrypt(request, now, info)
     }
+
+    fn max_token_bytes(&self) -> usize {
+        self.inner.policy().max_token_bytes
+    }
 }
 
 /// Starts the service around a stand-in on a temporary socket and returns

@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Public JWK Set file with the trusted issuer signing keys.
     #[arg(long, env = "JWED_ISSUER_KEYS")]
     pub issuer_keys: Option<PathBuf>,
+    /// Revocation list file (JSON: tokens, subjects, keys).
+    #[arg(long, env = "JWED_REVOCATIONS")]
+    pub revocations: Option<PathBuf>,
     /// Required `iss` claim.
     #[arg(long, env = "JWED_ISSUER")]
     pub issuer: Option<String>,

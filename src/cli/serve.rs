@@ -5,10 +5,9 @@ use std::{path::PathBuf, sync::Arc};
 use super::{EXIT_USAGE, ServeArgs};
 use crate::{
     config::{Config, FileConfig, Overrides},
-    decrypt::{Decrypter, UnsignedTokens},
-    issuers::IssuerKeys,
-    keys::KeySet,
+    decrypt::UnsignedTokens,
     server::{self, BoundServer},
+    store::{self, KeyStore, Sources},
 };
 
 pub(super) async fn run(args: ServeArgs) -> u8 {
@@ -19,8 +18,8 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let decrypter = match load_decrypter(&config) {
-        Ok(decrypter) => Arc::new(decrypter),
+    let store = match load_store(&config) {
+        Ok(store) => Arc::new(store),
         Err(message) => {
             eprintln!("jwed: {message}");
             return EXIT_USAGE;
@@ -34,11 +33,15 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
-    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, decrypter, config.limits, config.shutdown_grace).await;
+    let (stop_watch, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(store::watch(store.clone(), config.reload_interval, stopped));
+    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store, config.limits, config.shutdown_grace).await;
     let result = match bound {
         Ok(bound) => bound.serve(shutdown).await,
         Err(error) => Err(error),
     };
+    let _ = stop_watch.send(true);
+    let _ = watcher.await;
     match result {
         Ok(()) => {
             tracing::info!("Stopped");
@@ -61,6 +64,7 @@ fn load_config(args: ServeArgs) -> Result<Config, String> {
         tcp_listen: args.tcp_listen,
         private_keys: args.private_keys,
         issuer_keys: args.issuer_keys,
+        revocations: args.revocations,
         issuer: args.issuer,
         audiences: args.audiences.map(|audiences| {
             audiences.iter().map(|audience| audience.trim().to_owned()).filter(|audience| !audience.is_empty()).collect()
@@ -69,26 +73,23 @@ fn load_config(args: ServeArgs) -> Result<Config, String> {
     Config::build(file, overrides).map_err(|err| err.to_string())
 }
 
-/// Loads keys and issuer keys and runs the key self-check; the server binds
-/// no socket until this succeeds, so health never reports SERVING before.
-fn load_decrypter(config: &Config) -> Result<Decrypter, String> {
-    let keys = KeySet::load(&config.private_keys, &config.key_algorithms)
-        .map_err(|err| format!("invalid setting keys.private_keys: {err}"))?;
-    keys.self_check().map_err(|(kid, reason)| format!("key {kid:?} failed its self-check: {reason}"))?;
-    for key in keys.iter() {
-        tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), "Loaded decryption key");
-    }
-
-    let issuers = match &config.issuer_keys {
-        Some(path) => {
-            let issuers = IssuerKeys::load(path).map_err(|err| format!("invalid setting keys.issuer_keys: {err}"))?;
-            for key in issuers.iter() {
-                tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), "Loaded issuer key");
-            }
-            Some(issuers)
-        }
-        None => None,
+/// Loads keys, issuer keys and revocations and runs the key self-check;
+/// the server binds no socket until this succeeds, so health never reports
+/// SERVING before.
+fn load_store(config: &Config) -> Result<KeyStore, String> {
+    let sources = Sources {
+        private_keys: config.private_keys.clone(),
+        issuer_keys: config.issuer_keys.clone(),
+        revocations: config.revocations.clone(),
+        key_algorithms: config.key_algorithms.clone(),
     };
+    let store = KeyStore::load(sources, config.policy.clone())?;
+    store.with_decrypter(|decrypter| {
+        for key in decrypter.keys().iter() {
+            tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), key.state = ?key.state(), "Loaded decryption key");
+        }
+    });
+
     match config.policy.unsigned {
         UnsignedTokens::Reject => {}
         UnsignedTokens::SymmetricKeys => tracing::warn!("Unsigned tokens are accepted for symmetric keys"),
@@ -99,6 +100,5 @@ fn load_decrypter(config: &Config) -> Result<Decrypter, String> {
     if config.policy.claims.audiences.is_empty() {
         tracing::warn!("No audience is configured: tokens are not checked for aud unless the request names one");
     }
-
-    Ok(Decrypter::new(keys, issuers, config.policy.clone()))
+    Ok(store)
 }
