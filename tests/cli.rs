@@ -282,3 +282,38 @@ async fn empty_unix_socket_flag_serves_tcp_only_and_audiences_are_trimmed() {
     let (code, logs) = wait(child).await;
     assert_eq!(code, 0, "{logs}");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_key_file() {
+    let setup = setup();
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    std::fs::write(&setup.config, config.replace("[keys]\n", "[keys]\nreload_interval_ms = 3600000\n")).expect("write");
+    let child = start(&setup, &[]);
+
+    // A second key in a new file, moved over the old one.
+    let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
+    let made = jwed(&["keygen", "--alg", "ECDH-ES", "--kid", "jwed-2", "--out", &path("jwed-2.json"), "--public-out", &path("jwed-2.public.json")]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed.json")).expect("read")).expect("json");
+    let new: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed-2.json")).expect("read")).expect("json");
+    let both = serde_json::json!({ "keys": [new["keys"][0], old["keys"][0]] });
+    std::fs::write(path("both.json"), both.to_string()).expect("write");
+    std::fs::rename(path("both.json"), path("jwed.json")).expect("replace");
+
+    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed-2.public.json"), "--claims", CLAIMS]);
+    let token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
+    let decrypt = || jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
+    assert_eq!(decrypt().status.code(), Some(2), "the new key is unknown before SIGHUP");
+
+    signal(&child, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !decrypt().status.success() {
+        assert!(Instant::now() < deadline, "SIGHUP did not load the new key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("SIGHUP"), "{logs}");
+}
