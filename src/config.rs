@@ -86,6 +86,12 @@ pub struct ServerSection {
     pub max_pending_decrypts: Option<usize>,
     /// Longest time one call may take, in milliseconds.
     pub call_timeout_ms: Option<u64>,
+    /// TCP address of the operations HTTP port.
+    pub ops_listen: Option<String>,
+    /// Unix socket of the Admin service.
+    pub admin_socket: Option<PathBuf>,
+    /// Unix user ids allowed to call the Admin service.
+    pub admin_uids: Option<Vec<u32>>,
 }
 
 /// `[keys]`: key files and algorithm pins.
@@ -155,6 +161,12 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Concurrency, queue and deadline limits of Decrypt calls.
     pub limits: Limits,
+    /// Operations HTTP address, if any.
+    pub ops_listen: Option<SocketAddr>,
+    /// Admin socket, if any.
+    pub admin_socket: Option<PathBuf>,
+    /// User ids allowed on the admin socket.
+    pub admin_uids: Vec<u32>,
     /// Private JWK Set file.
     pub private_keys: PathBuf,
     /// Trusted issuer JWK Set file, if any.
@@ -205,6 +217,16 @@ impl Config {
         let keys = file.keys;
         let tokens = file.tokens;
         let limits = build_limits(&server)?;
+        let ops_listen = match server.ops_listen.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| invalid("server.ops_listen", "expected ip:port, such as 127.0.0.1:9090"))?),
+        };
+        let admin_socket = server.admin_socket.clone().filter(|path| !path.as_os_str().is_empty());
+        let admin_uids = match &server.admin_uids {
+            Some(uids) if uids.is_empty() => return Err(invalid("server.admin_uids", "must list at least one user id")),
+            Some(uids) => uids.clone(),
+            None => own_uid().into_iter().collect(),
+        };
 
         // An empty path turns the Unix socket off, for a TCP-only server.
         let unix_socket = match overrides.unix_socket.or(server.unix_socket) {
@@ -249,6 +271,9 @@ impl Config {
             tcp_listen,
             shutdown_grace: Duration::from_secs(grace),
             limits,
+            ops_listen,
+            admin_socket,
+            admin_uids,
             private_keys,
             issuer_keys,
             revocations,
@@ -261,6 +286,14 @@ impl Config {
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { setting, reason: reason.into() }
+}
+
+/// The user id this process runs as, which may use the admin socket by
+/// default.
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+
+    std::fs::metadata("/proc/self").ok().map(|meta| meta.uid())
 }
 
 fn build_limits(server: &ServerSection) -> Result<Limits, ConfigError> {

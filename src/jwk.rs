@@ -156,8 +156,8 @@ impl RawJwkSet {
     ///
     /// Returns [`JwkError::Syntax`] or [`JwkError::NoKeys`].
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Self, JwkError> {
-        let set: RawJwkSet = serde_json::from_slice(bytes)
-            .map_err(|err| JwkError::Syntax { path: origin.to_owned(), reason: err.to_string() })?;
+        let set: RawJwkSet =
+            serde_json::from_slice(bytes).map_err(|err| JwkError::Syntax { path: origin.to_owned(), reason: describe(&err) })?;
         if set.keys.is_empty() {
             return Err(JwkError::NoKeys { path: origin.to_owned() });
         }
@@ -196,6 +196,25 @@ impl RawJwk {
     }
 }
 
+/// Describes a parse error without quoting the file: serde_json's message
+/// can contain a value from it (`invalid type: string "..."`), which could
+/// be key material. Messages about member names are kept, since they name
+/// no value.
+fn describe(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let names_a_member = ["unknown field", "missing field", "duplicate field"].iter().any(|start| text.starts_with(start));
+    if names_a_member {
+        return text;
+    }
+    let kind = match err.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "JSON syntax error",
+        serde_json::error::Category::Data => "a member has the wrong type or value",
+        serde_json::error::Category::Eof => "the file ends early",
+    };
+    format!("{kind} at line {} column {}", err.line(), err.column())
+}
+
 /// Decodes a required public base64url member.
 ///
 /// # Errors
@@ -216,4 +235,33 @@ pub fn decode_private(value: Option<&Zeroizing<String>>, name: &str) -> Result<Z
     Base64UrlUnpadded::decode_vec(text)
         .map(Zeroizing::new)
         .map_err(|_| format!("member {name} is not canonical base64url"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_error_never_quotes_a_value() {
+        let secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1uZXZlci1sb2c";
+        let cases = [
+            format!(r#"{{"keys":[{{"kty":"oct","ext":"{secret}"}}]}}"#),
+            format!(r#"{{"keys":[{{"kty":"oct","k":["{secret}"]}}]}}"#),
+            format!(r#"{{"keys":[{{"kty":"oct","k":"{secret}"#),
+        ];
+        for text in cases {
+            let Err(err) = RawJwkSet::parse(text.as_bytes(), "keys.json") else {
+                panic!("accepted {text}");
+            };
+            assert!(!err.to_string().contains(secret), "{err}");
+        }
+    }
+
+    #[test]
+    fn parse_error_names_an_unknown_member() {
+        let Err(err) = RawJwkSet::parse(br#"{"keys":[{"kty":"oct","x5c":[]}]}"#, "keys.json") else {
+            panic!("accepted x5c");
+        };
+        assert!(err.to_string().contains("x5c"), "{err}");
+    }
 }

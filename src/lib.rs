@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod alg;
 pub mod audit;
 pub mod claims;
@@ -25,6 +26,7 @@ pub mod jwk;
 pub mod keygen;
 pub mod keys;
 pub mod mint;
+pub mod ops;
 pub mod oaep;
 pub mod pb;
 pub mod revocation;

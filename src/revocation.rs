@@ -23,6 +23,7 @@ use std::{
 };
 
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use crate::{decrypt::Decrypted, jwk::MAX_FILE_BYTES};
 
@@ -135,12 +136,13 @@ impl fmt::Display for RevokedBy {
     }
 }
 
-/// Reads a file of at most [`MAX_FILE_BYTES`].
-pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+/// Reads a file of at most [`MAX_FILE_BYTES`] into memory that is wiped on
+/// drop, since the file may hold private keys.
+pub(crate) fn read_limited(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
     use std::io::Read;
 
     let file = std::fs::File::open(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let mut bytes = Vec::new();
+    let mut bytes = Zeroizing::new(Vec::new());
     file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()));

@@ -21,9 +21,13 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::{
-    pb::{self, decryptor_server::DecryptorServer},
+    admin::{AdminService, KeysService},
+    pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
     service::{Decrypt, DecryptorService, Limits},
 };
+
+/// Permissions of the admin socket: its owner only.
+const ADMIN_SOCKET_MODE: u32 = 0o600;
 
 /// Permissions of the Unix socket: owner and group may connect. Callers in
 /// a sidecar share the pod's group through `fsGroup`.
@@ -58,6 +62,8 @@ pub struct BoundServer<D> {
     decrypter: Arc<D>,
     limits: Limits,
     grace: Duration,
+    keys: Option<KeysService>,
+    admin: Option<(UnixListener, PathBuf, AdminService)>,
 }
 
 // === impl BoundServer ===
@@ -77,7 +83,7 @@ impl<D: Decrypt> BoundServer<D> {
         grace: Duration,
     ) -> Result<Self, ServeError> {
         let unix = match unix_socket {
-            Some(path) => Some((bind_unix(path)?, path.to_path_buf())),
+            Some(path) => Some((bind_unix(path, SOCKET_MODE)?, path.to_path_buf())),
             None => None,
         };
         let tcp = match tcp {
@@ -87,7 +93,24 @@ impl<D: Decrypt> BoundServer<D> {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, limits, grace })
+        Ok(BoundServer { unix, tcp, decrypter, limits, grace, keys: None, admin: None })
+    }
+
+    /// Serves `jwed.v1.Keys` beside the Decryptor.
+    pub fn with_keys(mut self, keys: KeysService) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Binds the admin socket, which serves `jwed.v1.Admin` and nothing else.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ServeError::Bind`] naming the path.
+    pub fn bind_admin(mut self, path: &Path, admin: AdminService) -> Result<Self, ServeError> {
+        let listener = bind_unix(path, ADMIN_SOCKET_MODE)?;
+        self.admin = Some((listener, path.to_path_buf(), admin));
+        Ok(self)
     }
 
     /// The bound TCP address, which tells the port when 0 was requested.
@@ -116,14 +139,22 @@ impl<D: Decrypt> BoundServer<D> {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(decryptor);
+            .add_service(decryptor)
+            .add_optional_service(self.keys.map(KeysServer::new));
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let mut servers = JoinSet::new();
-        let socket_path = self.unix.as_ref().map(|(_, path)| path.clone());
+        let mut socket_paths: Vec<PathBuf> = self.unix.iter().map(|(_, path)| path.clone()).collect();
+        if let Some((listener, path, admin)) = self.admin {
+            tracing::info!(socket.path = %path.display(), "Listening on the admin socket");
+            socket_paths.push(path);
+            let incoming = UnixListenerStream::new(listener);
+            let admin_router = Server::builder().add_service(AdminServer::new(admin));
+            servers.spawn(admin_router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+        }
         if let Some((listener, path)) = self.unix {
             tracing::info!(socket.path = %path.display(), "Listening on Unix socket");
             let incoming = UnixListenerStream::new(listener);
@@ -153,8 +184,8 @@ impl<D: Decrypt> BoundServer<D> {
             result
         })
         .await;
-        // The socket file is removed only by the server that created it.
-        if let Some(path) = socket_path {
+        // Socket files are removed only by the server that created them.
+        for path in socket_paths {
             let _ = std::fs::remove_file(path);
         }
         match drained {
@@ -180,7 +211,7 @@ fn reflection_error(error: tonic_reflection::server::Error) -> ServeError {
     ServeError::Bind { address: "reflection".into(), source: io::Error::other(error.to_string()) }
 }
 
-fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
+fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     let bind_error = |source| ServeError::Bind { address: path.display().to_string(), source };
 
     match std::fs::symlink_metadata(path) {
@@ -200,7 +231,7 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
     }
 
     let listener = UnixListener::bind(path).map_err(bind_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(bind_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_error)?;
     Ok(listener)
 }
 

@@ -52,6 +52,8 @@ pub mod reason {
     pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
     /// The call failed inside jwed; the server keeps serving.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The caller's identity is not allowed to use this call.
+    pub const CALLER_NOT_ALLOWED: &str = "CALLER_NOT_ALLOWED";
 }
 
 /// Failures of the service itself rather than of the token.
@@ -66,6 +68,12 @@ pub enum ServiceError {
     /// The call panicked.
     #[error("panic inside the call")]
     Panicked,
+    /// The caller may not use this call.
+    #[error("caller not allowed")]
+    CallerNotAllowed,
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    BadRequest(&'static str),
 }
 
 /// Status code, reason and fixed message for one error.
@@ -113,6 +121,8 @@ pub fn classify_service(error: ServiceError) -> (Code, &'static str, &'static st
         ServiceError::Overloaded => (Code::ResourceExhausted, reason::OVERLOADED, "server is overloaded; retry with backoff"),
         ServiceError::DeadlineExceeded => (Code::DeadlineExceeded, reason::DEADLINE_EXCEEDED, "deadline exceeded"),
         ServiceError::Panicked => (Code::Internal, reason::INTERNAL, "internal error"),
+        ServiceError::CallerNotAllowed => (Code::PermissionDenied, reason::CALLER_NOT_ALLOWED, "caller is not allowed to use this call"),
+        ServiceError::BadRequest(_) => (Code::InvalidArgument, reason::REQUEST_INVALID, "request is invalid"),
     }
 }
 

@@ -19,6 +19,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::{
     alg::KeyAlg,
@@ -181,6 +182,11 @@ impl KeyStore {
         self.active.load().decrypter.keys().public_jwk_set()
     }
 
+    /// Entries added through [`KeyStore::revoke`].
+    pub fn revocations_in_memory(&self) -> usize {
+        self.admin_revocations.read().map_or(0, |admin| admin.len())
+    }
+
     /// The decrypter in force.
     pub fn with_decrypter<T>(&self, f: impl FnOnce(&Decrypter) -> T) -> T {
         f(&self.active.load().decrypter)
@@ -205,7 +211,7 @@ impl Decrypt for KeyStore {
 }
 
 /// Reads every source file and digests their bytes.
-fn read_sources(sources: &Sources) -> Result<(Vec<Option<Vec<u8>>>, [u8; 32]), String> {
+fn read_sources(sources: &Sources) -> Result<(Vec<Option<Zeroizing<Vec<u8>>>>, [u8; 32]), String> {
     let paths = [
         ("keys.private_keys", Some(&sources.private_keys)),
         ("keys.issuer_keys", sources.issuer_keys.as_ref()),
@@ -220,23 +226,22 @@ fn read_sources(sources: &Sources) -> Result<(Vec<Option<Vec<u8>>>, [u8; 32]), S
         };
         let len = bytes.as_ref().map_or(u64::MAX, |bytes| bytes.len() as u64);
         hasher.update(len.to_le_bytes());
-        hasher.update(bytes.as_deref().unwrap_or_default());
+        hasher.update(bytes.as_deref().map_or(&[][..], Vec::as_slice));
         contents.push(bytes);
     }
     Ok((contents, hasher.finalize().into()))
 }
 
-fn build(sources: &Sources, policy: &Policy, contents: &[Option<Vec<u8>>]) -> Result<Active, String> {
+fn build(sources: &Sources, policy: &Policy, contents: &[Option<Zeroizing<Vec<u8>>>]) -> Result<Active, String> {
     let origin = sources.private_keys.display().to_string();
-    let private = contents.first().and_then(Option::as_deref).unwrap_or_default();
-    let raw = zeroize::Zeroizing::new(private.to_vec());
-    let keys = RawJwkSet::parse(&raw, &origin)
+    let file = |index: usize| contents.get(index).and_then(Option::as_ref).map(|bytes| bytes.as_slice());
+    let keys = RawJwkSet::parse(file(0).unwrap_or_default(), &origin)
         .and_then(|raw| KeySet::from_raw(&raw, &sources.key_algorithms, &origin))
         .map_err(|err| format!("invalid setting keys.private_keys: {err}"))?;
     keys.self_check()
         .map_err(|(kid, reason)| format!("invalid setting keys.private_keys: key {kid:?} failed its self-check: {reason}"))?;
 
-    let issuers = match (&sources.issuer_keys, contents.get(1).and_then(Option::as_deref)) {
+    let issuers = match (&sources.issuer_keys, file(1)) {
         (Some(path), Some(bytes)) => {
             let origin = path.display().to_string();
             let invalid = |err: crate::jwk::JwkError| format!("invalid setting keys.issuer_keys: {err}");
@@ -245,7 +250,7 @@ fn build(sources: &Sources, policy: &Policy, contents: &[Option<Vec<u8>>]) -> Re
         }
         _ => None,
     };
-    let revocations = match (&sources.revocations, contents.get(2).and_then(Option::as_deref)) {
+    let revocations = match (&sources.revocations, file(2)) {
         (Some(path), Some(bytes)) => RevocationList::parse(bytes)
             .map_err(|reason| format!("invalid setting keys.revocations: {}: {reason}", path.display()))?,
         _ => RevocationList::default(),

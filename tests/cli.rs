@@ -10,6 +10,7 @@ use std::{
 };
 
 use jwed::pb::DecryptRequest;
+use tonic_types::StatusExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
@@ -67,8 +68,9 @@ fn start(setup: &Setup, extra_env: &[(&str, &str)]) -> Child {
     let child = command.spawn().expect("start jwed serve");
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !setup.socket.exists() {
-        assert!(Instant::now() < deadline, "jwed serve did not create its socket");
+    // The socket file appears at bind(), a moment before listen().
+    while std::os::unix::net::UnixStream::connect(&setup.socket).is_err() {
+        assert!(Instant::now() < deadline, "jwed serve did not listen on its socket");
         std::thread::sleep(Duration::from_millis(20));
     }
     child
@@ -94,8 +96,18 @@ async fn wait(mut child: Child) -> (i32, String) {
     }
 }
 
+/// Connects, retrying briefly: the socket file appears at bind(), a moment
+/// before the server calls listen().
 async fn unix_channel(socket: &Path) -> Channel {
-    Endpoint::from_shared(format!("unix://{}", socket.display())).expect("endpoint").connect().await.expect("connect")
+    let endpoint = Endpoint::from_shared(format!("unix://{}", socket.display())).expect("endpoint");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return channel,
+            Err(error) => assert!(Instant::now() < deadline, "cannot connect to {}: {error:?}", socket.display()),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn mint(setup: &Setup, claims: &str) -> String {
@@ -183,6 +195,9 @@ async fn serve_answers_health_reflection_and_decrypt_then_stops_on_sigterm() {
     assert!(logs.contains("Drain finished"), "{logs}");
     assert!(!setup.socket.exists(), "the socket file is removed at shutdown");
     assert!(!logs.contains(&token), "the token appears in the logs");
+    let private: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(setup.dir.path().join("jwed.json")).expect("read")).expect("json");
+    let d = private["keys"][0]["d"].as_str().expect("d");
+    assert!(!logs.contains(d), "the private key appears in the logs");
 }
 
 #[tokio::test]
@@ -316,4 +331,92 @@ async fn sighup_reloads_the_key_file() {
     let (code, logs) = wait(child).await;
     assert_eq!(code, 0, "{logs}");
     assert!(logs.contains("SIGHUP"), "{logs}");
+}
+
+/// Sends a plain HTTP/1.1 GET and returns the whole response text.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the operations port");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: jwed\r\nConnection: close\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[tokio::test]
+async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
+    use jwed::pb::{
+        PublicKeysRequest, RevokeRequest, StatusRequest, admin_client::AdminClient, keys_client::KeysClient,
+    };
+
+    let setup = setup();
+    let ops_port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let ops = format!("127.0.0.1:{ops_port}");
+    let admin_socket = setup.dir.path().join("admin.sock");
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    let extra = format!("[server]\nops_listen = \"{ops}\"\nadmin_socket = {admin_socket:?}\n");
+    std::fs::write(&setup.config, config.replace("[server]\n", &extra)).expect("write");
+    let child = start(&setup, &[]);
+
+    // The JWK Set over HTTP and over gRPC: public members only.
+    let response = http_get(&ops, "/.well-known/jwks.json");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("application/jwk-set+json"), "{response}");
+    assert!(response.contains("\"kid\":\"jwed-1\""), "{response}");
+    assert!(!response.contains("\"d\""), "the published set has a private member");
+    let channel = unix_channel(&setup.socket).await;
+    let jwks = KeysClient::new(channel.clone()).public_keys(PublicKeysRequest {}).await.expect("PublicKeys").into_inner().jwks_json;
+    assert!(jwks.contains("jwed-1") && !jwks.contains("\"d\""), "{jwks}");
+
+    let status = KeysClient::new(channel.clone()).status(StatusRequest {}).await.expect("Status").into_inner();
+    assert_eq!(status.keys.len(), 1);
+    assert_eq!((status.keys[0].key_id.as_str(), status.keys[0].state.as_str()), ("jwed-1", "current"));
+    assert!(status.loaded_at.is_some());
+
+    // Admin is not served on the main socket.
+    let refused = AdminClient::new(channel.clone()).revoke(RevokeRequest::default()).await.expect_err("no Admin on the main socket");
+    assert_eq!(refused.code(), tonic::Code::Unimplemented);
+
+    // On the admin socket this process's uid is allowed by default.
+    let token = mint(&setup, CLAIMS);
+    let jti = {
+        let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
+        let claims: serde_json::Value = serde_json::from_slice(&output.stdout).expect("claims");
+        claims["jti"].as_str().expect("jti").to_owned()
+    };
+    let mut admin = AdminClient::new(unix_channel(&admin_socket).await);
+    let revoked = admin.revoke(RevokeRequest { token_ids: vec![jti], ..RevokeRequest::default() }).await.expect("Revoke").into_inner();
+    assert_eq!(revoked.revocations_in_memory, 1);
+    let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("TOKEN_REVOKED"), "{}", String::from_utf8_lossy(&output.stdout));
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(!admin_socket.exists(), "the admin socket is removed at shutdown");
+}
+
+#[tokio::test]
+async fn admin_call_is_refused_to_a_caller_not_on_the_list() {
+    use jwed::pb::{RevokeRequest, admin_client::AdminClient};
+
+    let setup = setup();
+    let admin_socket = setup.dir.path().join("admin.sock");
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    let extra = format!("[server]\nadmin_socket = {admin_socket:?}\nadmin_uids = [4242424]\n");
+    std::fs::write(&setup.config, config.replace("[server]\n", &extra)).expect("write");
+    let child = start(&setup, &[]);
+
+    let mut admin = AdminClient::new(unix_channel(&admin_socket).await);
+    let request = RevokeRequest { token_ids: vec!["any".into()], ..RevokeRequest::default() };
+    let status = admin.revoke(request).await.expect_err("this uid is not allowed");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
+    assert_eq!(info.reason, "CALLER_NOT_ALLOWED");
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    assert!(logs.contains("CALLER_NOT_ALLOWED"), "the refusal is audited: {logs}");
 }

@@ -4,9 +4,11 @@ use std::{path::PathBuf, sync::Arc};
 
 use super::{EXIT_USAGE, ServeArgs};
 use crate::{
+    admin::{AdminService, KeysService},
     config::{Config, FileConfig, Overrides},
     decrypt::UnsignedTokens,
-    server::{self, BoundServer},
+    ops,
+    server::{self, BoundServer, ServeError},
     store::{self, KeyStore, Sources},
 };
 
@@ -35,13 +37,32 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
     };
     let (stop_watch, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(store::watch(store.clone(), config.reload_interval, stopped));
-    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store, config.limits, config.shutdown_grace).await;
-    let result = match bound {
+    let ops = match config.ops_listen {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                let mut stopped = stop_watch.subscribe();
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                Some(tokio::spawn(ops::serve(listener, store.clone(), shutdown)))
+            }
+            Err(error) => {
+                tracing::error!(error = %error, server.address = %address, "Cannot listen on the operations port");
+                return 1;
+            }
+        },
+        None => None,
+    };
+
+    let result = match bind(&config, store).await {
         Ok(bound) => bound.serve(shutdown).await,
         Err(error) => Err(error),
     };
     let _ = stop_watch.send(true);
     let _ = watcher.await;
+    if let Some(ops) = ops {
+        let _ = ops.await;
+    }
     match result {
         Ok(()) => {
             tracing::info!("Stopped");
@@ -51,6 +72,16 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             tracing::error!(error = %error, "Server failed");
             1
         }
+    }
+}
+
+async fn bind(config: &Config, store: Arc<KeyStore>) -> Result<BoundServer<KeyStore>, ServeError> {
+    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, config.shutdown_grace)
+        .await?
+        .with_keys(KeysService::new(store.clone()));
+    match &config.admin_socket {
+        Some(path) => bound.bind_admin(path, AdminService::new(store, config.admin_uids.clone())),
+        None => Ok(bound),
     }
 }
 

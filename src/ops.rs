@@ -1,0 +1,40 @@
+//! The operations HTTP port: the public JWK Set at
+//! `/.well-known/jwks.json`, so that issuers can fetch the key they must
+//! encrypt to, and a plain liveness answer at `/healthz`.
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use tokio::net::TcpListener;
+
+use crate::store::KeyStore;
+
+/// Media type of a JWK Set (RFC 7517 section 8.5.1).
+const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
+
+/// Serves the operations routes on `listener` until `shutdown` completes.
+///
+/// # Errors
+///
+/// Returns the I/O error that stopped the server.
+pub async fn serve(listener: TcpListener, store: Arc<KeyStore>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(server.address = %address, "Listening on the operations port");
+    }
+    let router = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(store);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+async fn jwks(State(store): State<Arc<KeyStore>>) -> impl IntoResponse {
+    let body = store.public_jwk_set().to_string();
+    (StatusCode::OK, [(header::CONTENT_TYPE, JWK_SET_MEDIA_TYPE), (header::CACHE_CONTROL, "max-age=60")], body)
+}
