@@ -420,3 +420,51 @@ async fn admin_call_is_refused_to_a_caller_not_on_the_list() {
     assert_eq!(code, 0, "{logs}");
     assert!(logs.contains("CALLER_NOT_ALLOWED"), "the refusal is audited: {logs}");
 }
+
+#[tokio::test]
+async fn rotation_procedure_from_the_readme() {
+    let setup = setup();
+    let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    std::fs::write(&setup.config, config.replace("[keys]\n", "[keys]\nreload_interval_ms = 100\n")).expect("write");
+    let child = start(&setup, &[]);
+    let old_token = mint(&setup, CLAIMS);
+    let decrypt = |token: &str| jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), token]);
+
+    // 1. Add a new current key; the old one becomes accepted.
+    let added = jwed(&["keygen", "--alg", "ECDH-ES", "--kid", "jwed-2", "--add-to", &path("jwed.json"), "--public-out", &path("jwed-2.public.json")]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let public: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed-2.public.json")).expect("read")).expect("json");
+    let kids: Vec<&str> = public["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid")).collect();
+    assert_eq!(kids, vec!["jwed-2", "jwed-1"], "the new key is published first");
+
+    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed-2.public.json"), "--claims", CLAIMS]);
+    let new_token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !decrypt(&new_token).status.success() {
+        assert!(Instant::now() < deadline, "the new key was not loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(decrypt(&old_token).status.success(), "the accepted key still decrypts");
+
+    // 2. Retire the old key: its tokens now ask the caller to refresh.
+    let retired = jwed(&["key-state", "--keys", &path("jwed.json"), "--kid", "jwed-1", "--state", "retired"]);
+    assert!(retired.status.success(), "{}", stderr(&retired));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let output = decrypt(&old_token);
+        if String::from_utf8_lossy(&output.stdout).contains("KEY_RETIRED") {
+            assert!(String::from_utf8_lossy(&output.stdout).contains("refresh required"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old key was not retired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(decrypt(&new_token).status.success());
+
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path("jwed.json")).expect("metadata").permissions());
+    assert_eq!(mode & 0o777, 0o600, "the rewritten key file stays private");
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+}

@@ -35,8 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
-    /// Generate a private JWK Set and its public half.
+    /// Generate a private JWK Set and its public half, or add a key to a set.
     Keygen(KeygenArgs),
+    /// Change a key's state (current, accepted, retired) in a private JWK Set.
+    KeyState(KeyStateArgs),
     /// Sign and encrypt claims as a development issuer.
     Mint(MintArgs),
     /// Send a token to a running server and print the claims or the reason.
@@ -97,11 +99,30 @@ pub struct KeygenArgs {
     #[arg(long)]
     pub kid: Option<String>,
     /// Private JWK Set file to create; it must not exist.
-    #[arg(long, default_value = "jwed-keys.json")]
+    #[arg(long, default_value = "jwed-keys.json", conflicts_with = "add_to")]
     pub out: PathBuf,
+    /// Add the new key to this existing private JWK Set as the current key;
+    /// its other current keys become accepted. The file is replaced
+    /// atomically.
+    #[arg(long)]
+    pub add_to: Option<PathBuf>,
     /// Public JWK Set file to create, for asymmetric keys; it must not exist.
     #[arg(long, default_value = "jwed-keys.public.json")]
     pub public_out: PathBuf,
+}
+
+/// Options of `jwed key-state`.
+#[derive(Debug, Args)]
+pub struct KeyStateArgs {
+    /// Private JWK Set file to change; it is replaced atomically.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Key id to change.
+    #[arg(long)]
+    pub kid: String,
+    /// New state: current, accepted or retired.
+    #[arg(long)]
+    pub state: String,
 }
 
 /// Options of `jwed mint`.
@@ -166,6 +187,7 @@ pub fn run(cli: Cli) -> u8 {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Keygen(args) => keygen::run(&args),
+            Command::KeyState(args) => keygen::run_key_state(&args),
             Command::Mint(args) => mint::run(&args),
             Command::Decrypt(args) => decrypt::run(args).await,
             Command::Demo => demo::run().await,
