@@ -388,8 +388,27 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
     let mut admin = AdminClient::new(unix_channel(&admin_socket).await);
     let revoked = admin.revoke(RevokeRequest { token_ids: vec![jti], ..RevokeRequest::default() }).await.expect("Revoke").into_inner();
     assert_eq!(revoked.revocations_in_memory, 1);
-    let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("TOKEN_REVOKED"), "{}", String::from_utf8_lossy(&output.stdout));
+    let revoked_reason = |token: &str| {
+        let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), token]);
+        String::from_utf8_lossy(&output.stdout).contains("TOKEN_REVOKED")
+    };
+    assert!(revoked_reason(&token), "revoked by jti");
+
+    // By subject: tokens of user-7 issued before a time.
+    let second = mint(&setup, CLAIMS);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let subject = jwed::pb::SubjectRevocation {
+        subject: "user-7".into(),
+        issued_before: Some(prost_types::Timestamp { seconds: now + 5, nanos: 0 }),
+    };
+    admin.revoke(RevokeRequest { subjects: vec![subject], ..RevokeRequest::default() }).await.expect("Revoke subject");
+    assert!(revoked_reason(&second), "revoked by subject");
+
+    // By key id: every token of jwed-1.
+    let third = mint(&setup, &CLAIMS.replace("user-7", "user-8"));
+    assert!(!revoked_reason(&third), "another subject is not revoked");
+    admin.revoke(RevokeRequest { key_ids: vec!["jwed-1".into()], ..RevokeRequest::default() }).await.expect("Revoke key");
+    assert!(revoked_reason(&third), "revoked by key id");
 
     signal(&child, "TERM");
     let (code, logs) = wait(child).await;
