@@ -16,7 +16,8 @@ use crate::{
     claims::{ClaimsPolicy, MAX_LEEWAY_SECONDS},
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Policy, UnsignedTokens},
-    service::Limits,
+    audit::Destination,
+    service::{AuditFailure, Limits},
 };
 
 /// Default Unix socket path, on the volume a sidecar shares with its app.
@@ -68,6 +69,25 @@ pub struct FileConfig {
     /// `[tokens]` table.
     #[serde(default)]
     pub tokens: TokensSection,
+    /// `[audit]` table.
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// `[audit]`: where audit records go and what a write failure does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Audit log file; absent means standard output.
+    pub file: Option<PathBuf>,
+    /// Size at which the file is rotated, in bytes.
+    pub max_file_bytes: Option<u64>,
+    /// Rotated files kept.
+    pub keep_files: Option<usize>,
+    /// File with the audit key (at least 32 bytes, base64url or raw).
+    pub key_file: Option<PathBuf>,
+    /// `fail-closed` or `fail-open`.
+    pub on_failure: Option<String>,
 }
 
 /// `[server]`: listeners and shutdown.
@@ -167,6 +187,12 @@ pub struct Config {
     pub admin_socket: Option<PathBuf>,
     /// User ids allowed on the admin socket.
     pub admin_uids: Vec<u32>,
+    /// Audit destination.
+    pub audit_destination: Destination,
+    /// Audit key file, if any.
+    pub audit_key_file: Option<PathBuf>,
+    /// What an audit write failure does.
+    pub audit_on_failure: AuditFailure,
     /// Private JWK Set file.
     pub private_keys: PathBuf,
     /// Trusted issuer JWK Set file, if any.
@@ -216,6 +242,7 @@ impl Config {
         let server = file.server;
         let keys = file.keys;
         let tokens = file.tokens;
+        let audit = file.audit;
         let limits = build_limits(&server)?;
         let ops_listen = match server.ops_listen.as_deref() {
             None | Some("") => None,
@@ -262,6 +289,26 @@ impl Config {
         let key_algorithms = parse_pins(keys.algorithms)?;
 
         let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
+        let audit_destination = match audit.file {
+            None => Destination::Stdout,
+            Some(path) if path.as_os_str().is_empty() => Destination::Stdout,
+            Some(path) => {
+                let max_bytes = audit.max_file_bytes.unwrap_or(100 * 1024 * 1024);
+                if max_bytes < 4096 {
+                    return Err(invalid("audit.max_file_bytes", "must be at least 4096"));
+                }
+                let keep = audit.keep_files.unwrap_or(5);
+                if !(1..=1000).contains(&keep) {
+                    return Err(invalid("audit.keep_files", "must be between 1 and 1000"));
+                }
+                Destination::File { path, max_bytes, keep }
+            }
+        };
+        let audit_on_failure = match audit.on_failure.as_deref() {
+            None | Some("fail-closed") => AuditFailure::FailClosed,
+            Some("fail-open") => AuditFailure::FailOpen,
+            Some(_) => return Err(invalid("audit.on_failure", "expected fail-closed or fail-open")),
+        };
         if policy.unsigned == UnsignedTokens::Reject && issuer_keys.is_none() {
             return Err(invalid("keys.issuer_keys", "is missing: set it to the issuer's public JWK Set file, which verifies the signed JWT inside each token (or set tokens.unsigned to accept unsigned tokens)"));
         }
@@ -274,6 +321,9 @@ impl Config {
             ops_listen,
             admin_socket,
             admin_uids,
+            audit_destination,
+            audit_key_file: audit.key_file,
+            audit_on_failure,
             private_keys,
             issuer_keys,
             revocations,

@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod alg;
 pub mod audit;
+pub mod audit_verify;
 pub mod claims;
 pub mod cli;
 pub mod client;

@@ -23,7 +23,7 @@ use tonic_health::ServingStatus;
 use crate::{
     admin::{AdminService, KeysService},
     pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
-    service::{Decrypt, DecryptorService, Limits},
+    service::{Auditing, Decrypt, DecryptorService, Limits},
 };
 
 /// Permissions of the admin socket: its owner only.
@@ -61,6 +61,7 @@ pub struct BoundServer<D> {
     tcp: Option<TcpListener>,
     decrypter: Arc<D>,
     limits: Limits,
+    auditing: Auditing,
     grace: Duration,
     keys: Option<KeysService>,
     admin: Option<(UnixListener, PathBuf, AdminService)>,
@@ -80,6 +81,7 @@ impl<D: Decrypt> BoundServer<D> {
         tcp: Option<SocketAddr>,
         decrypter: Arc<D>,
         limits: Limits,
+        auditing: Auditing,
         grace: Duration,
     ) -> Result<Self, ServeError> {
         let unix = match unix_socket {
@@ -93,7 +95,7 @@ impl<D: Decrypt> BoundServer<D> {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, limits, grace, keys: None, admin: None })
+        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None })
     }
 
     /// Serves `jwed.v1.Keys` beside the Decryptor.
@@ -133,7 +135,7 @@ impl<D: Decrypt> BoundServer<D> {
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let max_message = self.decrypter.max_token_bytes() + REQUEST_OVERHEAD_BYTES;
         let decryptor =
-            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits)).max_decoding_message_size(max_message);
+            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())).max_decoding_message_size(max_message);
 
         let router = Server::builder()
             .add_service(health)
@@ -141,6 +143,18 @@ impl<D: Decrypt> BoundServer<D> {
             .add_service(reflection_v1alpha)
             .add_service(decryptor)
             .add_optional_service(self.keys.map(KeysServer::new));
+
+        // Health follows the audit log: NOT_SERVING while records cannot be
+        // written in fail-closed mode, SERVING again once they can.
+        let mut audit_health = self.auditing.healthy.subscribe();
+        let audit_reporter = reporter.clone();
+        let health_task = tokio::spawn(async move {
+            while audit_health.changed().await.is_ok() {
+                let status = if *audit_health.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+                audit_reporter.set_service_status("", status).await;
+                audit_reporter.set_service_status(SERVICE_NAME, status).await;
+            }
+        });
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = move |mut rx: watch::Receiver<bool>| async move {
@@ -169,6 +183,7 @@ impl<D: Decrypt> BoundServer<D> {
         }
 
         shutdown.await;
+        health_task.abort();
         tracing::info!(grace_seconds = self.grace.as_secs(), "Shutting down: draining in-flight calls");
         reporter.set_service_status("", ServingStatus::NotServing).await;
         reporter.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;

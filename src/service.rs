@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tonic::{Code, Request, Response, Status, metadata::MetadataMap, transport::server::UdsConnectInfo};
 
 use crate::{
-    audit::{self, Caller, Outcome},
+    audit::{AuditLog, Caller, Outcome, Record},
     decrypt::{self, DecryptError, Decrypted, Decrypter, TokenInfo},
     pb::{self, decryptor_server::Decryptor},
     status::{self, ServiceError},
@@ -50,23 +50,64 @@ pub struct Limits {
     pub call_timeout: Duration,
 }
 
+/// What happens to a call whose audit record cannot be written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditFailure {
+    /// The call returns UNAVAILABLE and health turns NOT_SERVING until a
+    /// record is written again.
+    #[default]
+    FailClosed,
+    /// The call goes on; the lost record is logged and counted.
+    FailOpen,
+}
+
+/// The audit side of the service: the log, the failure mode and health.
+#[derive(Clone)]
+pub struct Auditing {
+    /// Where records go.
+    pub log: Arc<AuditLog>,
+    /// What a write failure does.
+    pub on_failure: AuditFailure,
+    /// Set to `false` while records cannot be written, `true` once they can.
+    pub healthy: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Records lost in fail-open mode.
+    pub lost: Arc<std::sync::atomic::AtomicU64>,
+}
+
+// === impl Auditing ===
+
+impl Auditing {
+    /// Audits into `log`, reacting to write failures as `on_failure` says.
+    pub fn new(log: AuditLog, on_failure: AuditFailure) -> Self {
+        Auditing {
+            log: Arc::new(log),
+            on_failure,
+            healthy: Arc::new(tokio::sync::watch::Sender::new(true)),
+            lost: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+}
+
 /// The gRPC service around one decrypter.
 pub struct DecryptorService<D = Decrypter> {
     decrypter: Arc<D>,
     limits: Limits,
     running: Arc<Semaphore>,
     pending: Arc<AtomicUsize>,
+    auditing: Auditing,
 }
 
-/// Emits the audit record when dropped, so that a call cancelled by the
-/// client or by tonic's own timeout is still recorded.
+/// Writes the audit record when dropped unless the handler wrote it, so
+/// that a call cancelled by the client or by tonic's own timeout is still
+/// recorded.
 struct AuditGuard {
     started: Instant,
+    log: Arc<AuditLog>,
     caller: Caller,
     fingerprint: String,
-    token_len: usize,
+    scopes: Vec<String>,
     info: TokenInfo,
-    outcome: Option<(&'static str, String, Code)>,
+    written: bool,
 }
 
 /// Decrements the pending count when a call ends, however it ends.
@@ -84,13 +125,38 @@ impl Default for Limits {
 // === impl DecryptorService ===
 
 impl<D: Decrypt> DecryptorService<D> {
-    /// Serves `decrypter` within `limits`.
-    pub fn new(decrypter: Arc<D>, limits: Limits) -> Self {
+    /// Serves `decrypter` within `limits`, auditing every call.
+    pub fn new(decrypter: Arc<D>, limits: Limits, auditing: Auditing) -> Self {
         DecryptorService {
             decrypter,
             limits,
             running: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             pending: Arc::new(AtomicUsize::new(0)),
+            auditing,
+        }
+    }
+
+    /// Writes the record of a finished call; in fail-closed mode a failed
+    /// write turns the reply into UNAVAILABLE.
+    fn finish(&self, guard: &mut AuditGuard, outcome: Outcome<'_>, reply: Result<Response<pb::DecryptResponse>, Status>) -> Result<Response<pb::DecryptResponse>, Status> {
+        match guard.write(&outcome) {
+            Ok(()) => {
+                self.auditing.healthy.send_if_modified(|healthy| !std::mem::replace(healthy, true));
+                reply
+            }
+            Err(error) => match self.auditing.on_failure {
+                AuditFailure::FailClosed => {
+                    if self.auditing.healthy.send_if_modified(|healthy| std::mem::replace(healthy, false)) {
+                        tracing::error!(error = %error, "Cannot write audit records; refusing to decrypt until they can be written");
+                    }
+                    Err(status::service_status(ServiceError::AuditUnavailable))
+                }
+                AuditFailure::FailOpen => {
+                    let lost = self.auditing.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::error!(error = %error, audit.lost_records = lost, "Audit record lost (fail-open)");
+                    reply
+                }
+            },
         }
     }
 
@@ -160,27 +226,35 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
         let caller = caller_of(&request);
         let deadline = client_deadline(request.metadata()).map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout));
         let message = request.into_inner();
-        let mut guard = AuditGuard::new(caller, &message.token);
+        let started = Instant::now();
+        let mut guard = AuditGuard {
+            started,
+            log: self.auditing.log.clone(),
+            caller,
+            fingerprint: self.auditing.log.fingerprint(&message.token),
+            scopes: message.required_scopes.clone(),
+            info: TokenInfo::default(),
+            written: false,
+        };
 
-        match self.run(message, deadline, &mut guard).await {
-            Ok(decrypted) => {
-                guard.outcome = Some(("ok", String::new(), Code::Ok));
-                Ok(Response::new(to_response(decrypted)))
-            }
+        let (reply, reason, cause, code) = match self.run(message, deadline, &mut guard).await {
+            Ok(decrypted) => (Ok(Response::new(to_response(decrypted))), "OK", String::new(), Code::Ok),
             Err(Rejection::Token(error)) => {
                 let status = status::to_status(&error);
-                guard.outcome = Some((status::classify(&error).1, error.to_string(), status.code()));
-                Err(status)
+                let code = status.code();
+                (Err(status), status::classify(&error).1, error.to_string(), code)
             }
             Err(Rejection::Service(error)) => {
                 if error == ServiceError::Panicked {
                     tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
                 }
                 let status = status::service_status(error);
-                guard.outcome = Some((status::classify_service(error).1, error.to_string(), status.code()));
-                Err(status)
+                let code = status.code();
+                (Err(status), status::classify_service(error).1, error.to_string(), code)
             }
-        }
+        };
+        let outcome = Outcome { reason, cause, code, elapsed: started.elapsed() };
+        self.finish(&mut guard, outcome, reply)
     }
 }
 
@@ -197,23 +271,27 @@ impl Decrypt for Decrypter {
 // === impl AuditGuard ===
 
 impl AuditGuard {
-    fn new(caller: Caller, token: &str) -> Self {
-        AuditGuard {
-            started: Instant::now(),
-            caller,
-            fingerprint: audit::fingerprint(token),
-            token_len: token.len(),
-            info: TokenInfo::default(),
-            outcome: None,
-        }
+    fn write(&mut self, outcome: &Outcome<'_>) -> std::io::Result<()> {
+        self.written = true;
+        let record = Record::new("jwed.v1.Decryptor/Decrypt", &self.caller, self.fingerprint.clone(), &self.info, &self.scopes, outcome);
+        self.log.write(record)
     }
 }
 
 impl Drop for AuditGuard {
     fn drop(&mut self) {
-        let (reason, cause, code) = self.outcome.take().unwrap_or(("CANCELLED", "call cancelled before it finished".to_owned(), Code::Cancelled));
-        let outcome = Outcome { reason, cause, code, elapsed: self.started.elapsed() };
-        audit::record(&self.caller, &self.fingerprint, self.token_len, &self.info, &outcome);
+        if self.written {
+            return;
+        }
+        let outcome = Outcome {
+            reason: "CANCELLED",
+            cause: "call cancelled before it finished".to_owned(),
+            code: Code::Cancelled,
+            elapsed: self.started.elapsed(),
+        };
+        if let Err(error) = self.write(&outcome) {
+            tracing::error!(error = %error, "Cannot write the audit record of a cancelled call");
+        }
     }
 }
 
@@ -251,6 +329,7 @@ fn caller_of<T>(request: &Request<T>) -> Caller {
     if let Some(info) = request.extensions().get::<UdsConnectInfo>() {
         if let Some(cred) = info.peer_cred {
             caller.uid = Some(cred.uid());
+            caller.gid = Some(cred.gid());
             caller.pid = cred.pid();
         }
     }

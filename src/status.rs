@@ -54,6 +54,8 @@ pub mod reason {
     pub const INTERNAL: &str = "INTERNAL";
     /// The caller's identity is not allowed to use this call.
     pub const CALLER_NOT_ALLOWED: &str = "CALLER_NOT_ALLOWED";
+    /// The audit record cannot be written, and jwed fails closed.
+    pub const AUDIT_UNAVAILABLE: &str = "AUDIT_UNAVAILABLE";
 }
 
 /// Failures of the service itself rather than of the token.
@@ -74,6 +76,9 @@ pub enum ServiceError {
     /// The request is malformed.
     #[error("invalid request: {0}")]
     BadRequest(&'static str),
+    /// The audit record could not be written in fail-closed mode.
+    #[error("audit record cannot be written")]
+    AuditUnavailable,
 }
 
 /// Status code, reason and fixed message for one error.
@@ -123,6 +128,7 @@ pub fn classify_service(error: ServiceError) -> (Code, &'static str, &'static st
         ServiceError::Panicked => (Code::Internal, reason::INTERNAL, "internal error"),
         ServiceError::CallerNotAllowed => (Code::PermissionDenied, reason::CALLER_NOT_ALLOWED, "caller is not allowed to use this call"),
         ServiceError::BadRequest(_) => (Code::InvalidArgument, reason::REQUEST_INVALID, "request is invalid"),
+        ServiceError::AuditUnavailable => (Code::Unavailable, reason::AUDIT_UNAVAILABLE, "audit log cannot be written; retry later"),
     }
 }
 

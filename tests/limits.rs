@@ -50,7 +50,8 @@ async fn start(delay: Duration, limits: Limits) -> (DecryptorClient<Channel>, St
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
     let incoming = UnixListenerStream::new(UnixListener::bind(&socket).expect("bind"));
-    let service = DecryptorServer::new(DecryptorService::new(Arc::new(stand_in), limits));
+    let (auditing, _) = common::auditing(dir.path(), jwed::service::AuditFailure::FailClosed);
+    let service = DecryptorServer::new(DecryptorService::new(Arc::new(stand_in), limits, auditing));
     tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
 
     let client = jwed::client::connect_unix(&socket).await.expect("connect");

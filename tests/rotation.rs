@@ -116,7 +116,8 @@ async fn start(secret: &MountedSecret, keys: &Keys, watch: bool) -> (Arc<KeyStor
     let store = Arc::new(KeyStore::load(sources, test_policy()).expect("initial load"));
 
     let socket = secret.root.path().join("jwed.sock");
-    let bound = BoundServer::bind(Some(&socket), None, store.clone(), Limits::default(), Duration::from_secs(2)).await.expect("bind");
+    let (auditing, _) = common::auditing(secret.root.path(), jwed::service::AuditFailure::FailClosed);
+    let bound = BoundServer::bind(Some(&socket), None, store.clone(), Limits::default(), auditing, Duration::from_secs(2)).await.expect("bind");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     if watch {
         tokio::spawn(store::watch(store.clone(), RELOAD_INTERVAL, stopped));

@@ -24,7 +24,8 @@ use crate::{
     mint::{self, Recipient, Signer},
     pb,
     server::BoundServer,
-    service::Limits,
+    audit::{AuditKey, AuditLog, Destination},
+    service::{AuditFailure, Auditing, Limits},
 };
 
 const ISSUER: &str = "https://auth.demo.example";
@@ -58,7 +59,13 @@ async fn demo() -> Result<(), String> {
     let decrypter = build_decrypter(&issuer_key, &[&ecdh_key, &rsa_key])?;
     let _ = writeln!(out, "== jwed demo: ephemeral keys, server on {}\n", socket.display());
 
-    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), Duration::from_secs(5))
+    let audit_path = dir.path().join("audit.log");
+    let audit_key_path = dir.path().join("audit.key");
+    std::fs::write(&audit_key_path, AuditKey::generate_text().as_bytes()).map_err(|err| err.to_string())?;
+    let destination = Destination::File { path: audit_path.clone(), max_bytes: 1 << 20, keep: 1 };
+    let log = AuditLog::open(AuditKey::read(&audit_key_path)?, destination)?;
+    let auditing = Auditing::new(log, AuditFailure::FailClosed);
+    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(5))
         .await
         .map_err(|err| err.to_string())?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -85,6 +92,14 @@ async fn demo() -> Result<(), String> {
 
     let _ = stop.send(());
     let _ = server.await;
+    let key = AuditKey::read(&audit_key_path)?;
+    match crate::audit_verify::verify(&key, &[audit_path]) {
+        Ok(Ok(verified)) => {
+            let _ = writeln!(out, "== audit: {} records, one per call, chain verified", verified.records);
+        }
+        Ok(Err(found)) => return Err(format!("the demo's audit log does not verify: {found}")),
+        Err(message) => return Err(message),
+    }
     let _ = writeln!(out, "== done: every token above went through the real gRPC server on a Unix socket");
     Ok(())
 }

@@ -5,6 +5,8 @@ use std::{path::PathBuf, sync::Arc};
 use super::{EXIT_USAGE, ServeArgs};
 use crate::{
     admin::{AdminService, KeysService},
+    audit::{AuditKey, AuditLog},
+    service::Auditing,
     config::{Config, FileConfig, Overrides},
     decrypt::UnsignedTokens,
     ops,
@@ -54,7 +56,14 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
         None => None,
     };
 
-    let result = match bind(&config, store).await {
+    let auditing = match open_audit(&config) {
+        Ok(auditing) => auditing,
+        Err(message) => {
+            eprintln!("jwed: {message}");
+            return EXIT_USAGE;
+        }
+    };
+    let result = match bind(&config, store, auditing).await {
         Ok(bound) => bound.serve(shutdown).await,
         Err(error) => Err(error),
     };
@@ -75,14 +84,26 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
     }
 }
 
-async fn bind(config: &Config, store: Arc<KeyStore>) -> Result<BoundServer<KeyStore>, ServeError> {
-    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, config.shutdown_grace)
+async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Result<BoundServer<KeyStore>, ServeError> {
+    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, auditing, config.shutdown_grace)
         .await?
         .with_keys(KeysService::new(store.clone()));
     match &config.admin_socket {
         Some(path) => bound.bind_admin(path, AdminService::new(store, config.admin_uids.clone())),
         None => Ok(bound),
     }
+}
+
+fn open_audit(config: &Config) -> Result<Auditing, String> {
+    let key = match &config.audit_key_file {
+        Some(path) => AuditKey::read(path).map_err(|err| format!("invalid setting audit.key_file: {err}"))?,
+        None => {
+            tracing::warn!("No audit.key_file: fingerprints and the audit chain use a random key and cannot be checked after a restart");
+            AuditKey::random()
+        }
+    };
+    let log = AuditLog::open(key, config.audit_destination.clone()).map_err(|err| format!("invalid setting audit.file: {err}"))?;
+    Ok(Auditing::new(log, config.audit_on_failure))
 }
 
 fn load_config(args: ServeArgs) -> Result<Config, String> {

@@ -19,8 +19,9 @@ use jwed::{
     keys::KeySet,
     mint::{self, Recipient, Signer},
     pb::decryptor_client::DecryptorClient,
+    audit::{AuditKey, AuditLog, Destination},
     server::{BoundServer, ServeError},
-    service::Limits,
+    service::{AuditFailure, Auditing, Limits},
 };
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -96,9 +97,25 @@ pub fn decrypter(files: &KeyFiles, policy: Policy) -> Decrypter {
     Decrypter::new(keys, Some(issuers), policy)
 }
 
+/// Audits into `dir/audit.log` under a new key in `dir/audit.key`.
+pub fn auditing(dir: &Path, on_failure: AuditFailure) -> (Auditing, PathBuf) {
+    let key_path = dir.join("audit.key");
+    std::fs::write(&key_path, AuditKey::generate_text().as_bytes()).expect("write audit key");
+    let path = dir.join("audit.log");
+    let destination = Destination::File { path: path.clone(), max_bytes: 64 * 1024 * 1024, keep: 2 };
+    let log = AuditLog::open(AuditKey::read(&key_path).expect("audit key"), destination).expect("audit log");
+    (Auditing::new(log, on_failure), path)
+}
+
+/// The audit key of [`auditing`].
+pub fn audit_key(dir: &Path) -> AuditKey {
+    AuditKey::read(&dir.join("audit.key")).expect("audit key")
+}
+
 /// A real server on a temporary Unix socket.
 pub struct TestServer {
     pub socket: PathBuf,
+    pub audit_log: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ServeError>>>,
     _dir: TempDir,
@@ -108,14 +125,19 @@ impl TestServer {
     pub async fn start(decrypter: Decrypter) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("jwed.sock");
-        let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), Duration::from_secs(5))
+        let (auditing, audit_log) = auditing(dir.path(), AuditFailure::FailClosed);
+        let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(5))
             .await
             .expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(bound.serve(async move {
             let _ = stopped.await;
         }));
-        TestServer { socket, stop: Some(stop), handle: Some(handle), _dir: dir }
+        TestServer { socket, audit_log, stop: Some(stop), handle: Some(handle), _dir: dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub async fn client(&self) -> DecryptorClient<Channel> {
