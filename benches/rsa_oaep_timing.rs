@@ -11,6 +11,8 @@
 //! Run: `cargo bench --bench rsa_oaep_timing` (optionally `-- 3000` calls per
 //! class). Results go to BENCHMARKS.md.
 
+#![expect(clippy::print_stdout, reason = "a benchmark reports its results on stdout")]
+
 use std::{
     collections::HashMap,
     sync::Arc,

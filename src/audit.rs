@@ -20,7 +20,7 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, BufRead, Write},
+    io::{self, Write},
     path::{Path, PathBuf},
     sync::Mutex,
     time::{Duration, SystemTime},
@@ -269,8 +269,12 @@ impl AuditLog {
                     Some(file) => file,
                     None => state.file.insert(OpenOptions::new().create(true).append(true).open(path)?),
                 };
-                file.write_all(line.as_bytes())?;
-                file.flush()?;
+                if let Err(error) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+                    // Reopen on the next write, which may find the path fixed
+                    // (space freed, volume remounted, a link repointed).
+                    state.file = None;
+                    return Err(error);
+                }
                 state.size += line.len() as u64;
             }
         }
@@ -324,18 +328,24 @@ fn rotate(path: &Path, keep: usize) -> io::Result<()> {
     fs::rename(path, numbered(1))
 }
 
-/// The last complete line of a file, if any.
+/// Longest record line looked for at the end of an existing log.
+const MAX_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last complete line of a regular file, read from its last 64 KiB.
+/// Anything else (a device such as `/dev/full`, a pipe) has no last line.
 fn last_line(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
-    let mut last = None;
-    for line in io::BufReader::new(file).lines() {
-        match line {
-            Ok(line) if !line.is_empty() => last = Some(line),
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    use std::io::{Read, Seek, SeekFrom};
+
+    let mut file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
     }
-    last
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(MAX_TAIL_BYTES))).ok()?;
+    let mut tail = Vec::new();
+    file.take(MAX_TAIL_BYTES).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    text.lines().rev().find(|line| !line.trim().is_empty()).map(str::to_owned)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -306,12 +306,16 @@ impl Decrypter {
         if !self.policy.content_encryption.contains(&header.enc) {
             return Err(InvalidToken::EncNotAllowed(header.enc));
         }
-        let key = self.select_key(&jwe)?;
+        let key = self.select_key(&jwe).inspect_err(|cause| {
+            if *cause == InvalidToken::KeyRetired {
+                info.kid.clone_from(&header.kid);
+            }
+        })?;
         info.kid = Some(key.kid().to_owned());
         check_fit(&jwe, key)?;
 
         let plaintext = match key.rsa_private_key() {
-            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text).map_err(|()| InvalidToken::DecryptionFailed)?,
+            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text).map_err(|_| InvalidToken::DecryptionFailed)?,
             None => {
                 let (plaintext, _) = josekit::jwe::deserialize_compact(jwe.text, key.decrypter())
                     .map_err(|_| InvalidToken::DecryptionFailed)?;

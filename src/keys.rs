@@ -332,7 +332,10 @@ fn big_number(bytes: &[u8], name: &str) -> Result<BigNum, String> {
     BigNum::from_slice(bytes).map_err(|_| format!("member {name} is not a valid integer"))
 }
 
-fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter>, Option<PKey<Private>>), String> {
+/// A built key: its kind, josekit's decrypter and, for RSA, the OpenSSL key.
+type Built = (KeyKind, Box<dyn JweDecrypter>, Option<PKey<Private>>);
+
+fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<Built, String> {
     let algorithm = match alg {
         KeyAlg::RsaOaep => jwe::RSA_OAEP,
         KeyAlg::RsaOaep256 => jwe::RSA_OAEP_256,

@@ -21,22 +21,27 @@ use zeroize::Zeroizing;
 
 use crate::alg::{ContentEnc, KeyAlg};
 
+/// Any failure of [`decrypt`], with no detail: the caller reports one
+/// opaque cause for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("RSA-OAEP decryption failed")]
+pub struct Failed;
+
 /// Decrypts a compact JWE whose shape the front stage has checked.
 ///
 /// # Errors
 ///
-/// Returns `Err(())` for any failure, with no detail: the caller reports
-/// one opaque cause for all of them.
-pub fn decrypt(key: &PKey<Private>, alg: KeyAlg, content: ContentEnc, token: &str) -> Result<Zeroizing<Vec<u8>>, ()> {
+/// Returns [`Failed`] for any failure.
+pub fn decrypt(key: &PKey<Private>, alg: KeyAlg, content: ContentEnc, token: &str) -> Result<Zeroizing<Vec<u8>>, Failed> {
     let segments: Vec<&str> = token.split('.').collect();
     let [header, encrypted_key, iv, ciphertext, tag] = segments.as_slice() else {
-        return Err(());
+        return Err(Failed);
     };
-    let decode = |segment: &str| Base64UrlUnpadded::decode_vec(segment).map_err(|_| ());
+    let decode = |segment: &str| Base64UrlUnpadded::decode_vec(segment).map_err(|_| Failed);
     let (encrypted_key, iv, ciphertext, tag) = (decode(encrypted_key)?, decode(iv)?, decode(ciphertext)?, decode(tag)?);
 
     let mut cek = Zeroizing::new(vec![0u8; content.key_len()]);
-    openssl::rand::rand_bytes(&mut cek).map_err(|_| ())?;
+    openssl::rand::rand_bytes(&mut cek).map_err(|_| Failed)?;
     let unwrapped = unwrap(key, alg, &encrypted_key);
     let key_valid = match unwrapped {
         Some(unwrapped) if unwrapped.len() == cek.len() => {
@@ -53,9 +58,9 @@ pub fn decrypt(key: &PKey<Private>, alg: KeyAlg, content: ContentEnc, token: &st
         (true, Ok(plaintext)) => Ok(Zeroizing::new(plaintext)),
         (_, Ok(plaintext)) => {
             drop(Zeroizing::new(plaintext));
-            Err(())
+            Err(Failed)
         }
-        _ => Err(()),
+        _ => Err(Failed),
     }
 }
 

@@ -136,11 +136,21 @@ impl KeyStore {
             return Reload::Failed("reload state is poisoned".into());
         };
         match loaded {
-            Ok(None) => Reload::Unchanged,
-            Ok(Some((active, digest))) => {
-                for key in active.decrypter.keys().iter() {
-                    tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), key.state = ?key.state(), "Reloaded decryption key");
+            Ok(None) => {
+                // The files are back to the set in force, after a failure.
+                if status.0.last_error.take().is_some() {
+                    tracing::info!("Key files are valid again and match the keys in force");
                 }
+                Reload::Unchanged
+            }
+            Ok(Some((active, digest))) => {
+                let kids: Vec<&str> = active.decrypter.keys().iter().map(|key| key.kid()).collect();
+                tracing::info!(
+                    keys = ?kids,
+                    revocations = active.revocations.len(),
+                    private_keys = %sources.private_keys.display(),
+                    "Reloaded keys, issuer keys and revocations"
+                );
                 self.active.store(Arc::new(active));
                 status.0.loaded_at = SystemTime::now();
                 status.0.reloads += 1;
@@ -177,9 +187,17 @@ impl KeyStore {
         }
     }
 
-    /// The public JWK Set of the keys in force.
+    /// The public JWK Set of the keys in force, without keys whose tokens
+    /// are revoked by key id: issuers must stop encrypting to those.
     pub fn public_jwk_set(&self) -> serde_json::Value {
-        self.active.load().decrypter.keys().public_jwk_set()
+        let active = self.active.load();
+        let mut set = active.decrypter.keys().public_jwk_set();
+        let admin = self.admin_revocations.read().ok();
+        let revoked = |kid: &str| active.revocations.keys.contains(kid) || admin.as_ref().is_some_and(|admin| admin.keys.contains(kid));
+        if let Some(keys) = set.get_mut("keys").and_then(serde_json::Value::as_array_mut) {
+            keys.retain(|key| !key.get("kid").and_then(serde_json::Value::as_str).is_some_and(revoked));
+        }
+        set
     }
 
     /// Entries added through [`KeyStore::revoke`].
@@ -211,7 +229,10 @@ impl Decrypt for KeyStore {
 }
 
 /// Reads every source file and digests their bytes.
-fn read_sources(sources: &Sources) -> Result<(Vec<Option<Zeroizing<Vec<u8>>>>, [u8; 32]), String> {
+/// The bytes of each source file, in [`Sources`] order; `None` when unset.
+type Contents = Vec<Option<Zeroizing<Vec<u8>>>>;
+
+fn read_sources(sources: &Sources) -> Result<(Contents, [u8; 32]), String> {
     let paths = [
         ("keys.private_keys", Some(&sources.private_keys)),
         ("keys.issuer_keys", sources.issuer_keys.as_ref()),

@@ -62,6 +62,12 @@ fn request(token: &str) -> DecryptRequest {
     DecryptRequest { token: token.to_owned(), ..DecryptRequest::default() }
 }
 
+/// The `reason` of every audit record written so far, in order.
+fn audited(dir: &tempfile::TempDir) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    text.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).expect("record")["reason"].as_str().expect("reason").to_owned()).collect()
+}
+
 fn reason(status: &tonic::Status) -> String {
     status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default()
 }
@@ -79,6 +85,7 @@ async fn panic_returns_internal_and_server_keeps_serving() {
         let response = client.decrypt(request(&token)).await.expect("later calls still succeed");
         assert_eq!(response.into_inner().key_id, "enc");
     }
+    assert_eq!(audited(&_dir), vec!["INTERNAL", "OK", "OK", "OK"], "the panicked call is audited too");
 }
 
 #[tokio::test]
@@ -106,6 +113,9 @@ async fn calls_beyond_the_pending_limit_are_shed() {
     }
     assert_eq!(accepted, 2, "one call runs and one waits");
     assert_eq!(shed, 4, "the rest are shed at once");
+    let mut reasons = audited(&_dir);
+    reasons.sort();
+    assert_eq!(reasons, vec!["OK", "OK", "OVERLOADED", "OVERLOADED", "OVERLOADED", "OVERLOADED"], "shed calls are audited");
 }
 
 #[tokio::test]
@@ -116,4 +126,5 @@ async fn slow_call_fails_at_the_configured_deadline() {
     let status = client.decrypt(request(&token)).await.expect_err("the call exceeds its deadline");
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    assert_eq!(audited(&_dir), vec!["DEADLINE_EXCEEDED"]);
 }

@@ -75,7 +75,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-fn read_token(argument: Option<&str>) -> Result<String, String> {
+pub(super) fn read_token(argument: Option<&str>) -> Result<String, String> {
     match argument {
         Some(token) if token != "-" => Ok(token.trim().to_owned()),
         _ => {

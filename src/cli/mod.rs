@@ -1,5 +1,6 @@
 //! Command-line interface: `serve`, `keygen`, `mint`, `decrypt`, `demo`.
 
+mod audit;
 mod decrypt;
 mod demo;
 mod keygen;
@@ -45,6 +46,37 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Run the whole loop in one process on ephemeral keys.
     Demo,
+    /// Work with audit logs: verify their chain, fingerprint a token, make a key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `jwed audit` commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the chain of audit files, oldest first; exits 1 at the first break.
+    Verify {
+        /// The deployment's audit key file.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Audit files, oldest first (for example audit.log.2 audit.log.1 audit.log).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a token's fingerprint, to find its records with grep.
+    Fingerprint {
+        /// The deployment's audit key file.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The token; `-` or nothing reads it from standard input.
+        token: Option<String>,
+    },
+    /// Write a new audit key file (32 random bytes, base64url, mode 0600).
+    Key {
+        /// File to create; it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Options of `jwed serve`. Each overrides the configuration file.
@@ -191,6 +223,7 @@ pub fn run(cli: Cli) -> u8 {
             Command::Mint(args) => mint::run(&args),
             Command::Decrypt(args) => decrypt::run(args).await,
             Command::Demo => demo::run().await,
+            Command::Audit(command) => audit::run(command),
         }
     })
 }
