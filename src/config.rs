@@ -112,6 +112,12 @@ pub struct ServerSection {
     pub admin_socket: Option<PathBuf>,
     /// Unix user ids allowed to call the Admin service.
     pub admin_uids: Option<Vec<u32>>,
+    /// PEM certificate chain of the TCP listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TCP listener.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// `[keys]`: key files and algorithm pins.
@@ -170,6 +176,17 @@ pub struct Overrides {
     pub audiences: Option<Vec<String>>,
 }
 
+/// The files that turn the TCP listener into an mTLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates for client certificates.
+    pub client_ca: PathBuf,
+}
+
 /// Validated server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -187,6 +204,8 @@ pub struct Config {
     pub admin_socket: Option<PathBuf>,
     /// User ids allowed on the admin socket.
     pub admin_uids: Vec<u32>,
+    /// mTLS files of the TCP listener: certificate, key, client CA.
+    pub tls: Option<TlsFiles>,
     /// Audit destination.
     pub audit_destination: Destination,
     /// Audit key file, if any.
@@ -249,6 +268,11 @@ impl Config {
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| invalid("server.ops_listen", "expected ip:port, such as 127.0.0.1:9090"))?),
         };
         let admin_socket = server.admin_socket.clone().filter(|path| !path.as_os_str().is_empty());
+        let tls = match (server.tls_cert.clone(), server.tls_key.clone(), server.tls_client_ca.clone()) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles { cert, key, client_ca }),
+            _ => return Err(invalid("server.tls_cert", "set server.tls_cert, server.tls_key and server.tls_client_ca together (mTLS)")),
+        };
         let admin_uids = match &server.admin_uids {
             Some(uids) if uids.is_empty() => return Err(invalid("server.admin_uids", "must list at least one user id")),
             Some(uids) => uids.clone(),
@@ -321,6 +345,7 @@ impl Config {
             ops_listen,
             admin_socket,
             admin_uids,
+            tls,
             audit_destination,
             audit_key_file: audit.key_file,
             audit_on_failure,

@@ -17,7 +17,7 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -65,6 +65,7 @@ pub struct BoundServer<D> {
     grace: Duration,
     keys: Option<KeysService>,
     admin: Option<(UnixListener, PathBuf, AdminService)>,
+    tls: Option<ServerTlsConfig>,
 }
 
 // === impl BoundServer ===
@@ -95,7 +96,13 @@ impl<D: Decrypt> BoundServer<D> {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None })
+        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None, tls: None })
+    }
+
+    /// Serves TCP with TLS; a config with a client CA requires mTLS.
+    pub fn with_tls(mut self, tls: ServerTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Serves `jwed.v1.Keys` beside the Decryptor.
@@ -137,12 +144,21 @@ impl<D: Decrypt> BoundServer<D> {
         let decryptor =
             DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())).max_decoding_message_size(max_message);
 
-        let router = Server::builder()
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(decryptor)
-            .add_optional_service(self.keys.map(KeysServer::new));
+        let keys = self.keys.map(KeysServer::new);
+        let tcp_builder = match self.tls {
+            Some(tls) => Server::builder().tls_config(tls)?,
+            None => Server::builder(),
+        };
+        let route = |mut builder: Server| {
+            builder
+                .add_service(health.clone())
+                .add_service(reflection_v1.clone())
+                .add_service(reflection_v1alpha.clone())
+                .add_service(decryptor.clone())
+                .add_optional_service(keys.clone())
+        };
+        let router = route(Server::builder());
+        let tcp_router = route(tcp_builder);
 
         // Health follows the audit log: NOT_SERVING while records cannot be
         // written in fail-closed mode, SERVING again once they can.
@@ -172,14 +188,14 @@ impl<D: Decrypt> BoundServer<D> {
         if let Some((listener, path)) = self.unix {
             tracing::info!(socket.path = %path.display(), "Listening on Unix socket");
             let incoming = UnixListenerStream::new(listener);
-            servers.spawn(router.clone().serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
+            servers.spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
         }
         if let Some(listener) = self.tcp {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(server.address = %address, "Listening on TCP");
             }
             let incoming = TcpListenerStream::new(listener);
-            servers.spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)));
+            servers.spawn(tcp_router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)));
         }
 
         shutdown.await;

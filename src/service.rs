@@ -334,7 +334,30 @@ fn caller_of<T>(request: &Request<T>) -> Caller {
         }
     }
     caller.address = request.remote_addr().map(|addr| addr.to_string());
+    // tonic hands over only certificates that the TLS handshake verified
+    // against the configured client CA.
+    if let Some(certs) = request.peer_certs() {
+        if let Some(leaf) = certs.first().and_then(|der| openssl::x509::X509::from_der(der).ok()) {
+            caller.cert_subject = Some(subject_text(leaf.subject_name()));
+            caller.cert_uris = leaf
+                .subject_alt_names()
+                .map(|names| names.iter().filter_map(|name| name.uri().map(str::to_owned)).collect())
+                .unwrap_or_default();
+        }
+    }
     caller
+}
+
+/// A certificate subject as `CN=app,O=example`, in certificate order.
+fn subject_text(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|entry| {
+            let key = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry.data().to_string().unwrap_or_default();
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn unix_now() -> i64 {

@@ -3,8 +3,11 @@
 use std::{path::PathBuf, sync::Arc};
 
 use super::{EXIT_USAGE, ServeArgs};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
 use crate::{
     admin::{AdminService, KeysService},
+    config::TlsFiles,
     audit::{AuditKey, AuditLog},
     service::Auditing,
     config::{Config, FileConfig, Overrides},
@@ -85,13 +88,27 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
 }
 
 async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Result<BoundServer<KeyStore>, ServeError> {
-    let bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, auditing, config.shutdown_grace)
+    let mut bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, auditing, config.shutdown_grace)
         .await?
         .with_keys(KeysService::new(store.clone()));
+    if let Some(files) = &config.tls {
+        bound = bound.with_tls(tls_config(files)?);
+    }
     match &config.admin_socket {
         Some(path) => bound.bind_admin(path, AdminService::new(store, config.admin_uids.clone())),
         None => Ok(bound),
     }
+}
+
+/// Reads the mTLS files: the listener's identity and the CA that client
+/// certificates must chain to. A client without a valid certificate is
+/// refused during the handshake.
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::Bind { address: format!("TLS file {}", path.display()), source })
+    };
+    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    Ok(ServerTlsConfig::new().identity(identity).client_ca_root(Certificate::from_pem(read(&files.client_ca)?)))
 }
 
 fn open_audit(config: &Config) -> Result<Auditing, String> {
