@@ -17,6 +17,7 @@ use crate::{
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Policy, UnsignedTokens},
     audit::Destination,
+    callers::CallerRule,
     service::{AuditFailure, Limits},
 };
 
@@ -72,6 +73,9 @@ pub struct FileConfig {
     /// `[audit]` table.
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[[callers]]` rules; none admits every caller.
+    #[serde(default)]
+    pub callers: Vec<CallerRule>,
 }
 
 /// `[audit]`: where audit records go and what a write failure does.
@@ -206,6 +210,8 @@ pub struct Config {
     pub admin_uids: Vec<u32>,
     /// mTLS files of the TCP listener: certificate, key, client CA.
     pub tls: Option<TlsFiles>,
+    /// Caller rules.
+    pub callers: Vec<CallerRule>,
     /// Audit destination.
     pub audit_destination: Destination,
     /// Audit key file, if any.
@@ -262,6 +268,10 @@ impl Config {
         let keys = file.keys;
         let tokens = file.tokens;
         let audit = file.audit;
+        if file.callers.iter().any(|rule| !rule.has_identity()) {
+            return Err(invalid("callers", "every [[callers]] rule needs uid, certificate_uri or certificate_subject"));
+        }
+        let callers = file.callers;
         let limits = build_limits(&server)?;
         let ops_listen = match server.ops_listen.as_deref() {
             None | Some("") => None,
@@ -346,6 +356,7 @@ impl Config {
             admin_socket,
             admin_uids,
             tls,
+            callers,
             audit_destination,
             audit_key_file: audit.key_file,
             audit_on_failure,

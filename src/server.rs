@@ -22,6 +22,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{AdminService, KeysService},
+    callers::CallerPolicy,
     pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
     service::{Auditing, Decrypt, DecryptorService, Limits},
 };
@@ -66,6 +67,7 @@ pub struct BoundServer<D> {
     keys: Option<KeysService>,
     admin: Option<(UnixListener, PathBuf, AdminService)>,
     tls: Option<ServerTlsConfig>,
+    callers: Arc<CallerPolicy>,
 }
 
 // === impl BoundServer ===
@@ -96,7 +98,13 @@ impl<D: Decrypt> BoundServer<D> {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None, tls: None })
+        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None, tls: None, callers: Arc::default() })
+    }
+
+    /// Admits only the callers that `policy` names.
+    pub fn with_callers(mut self, policy: CallerPolicy) -> Self {
+        self.callers = Arc::new(policy);
+        self
     }
 
     /// Serves TCP with TLS; a config with a client CA requires mTLS.
@@ -142,7 +150,7 @@ impl<D: Decrypt> BoundServer<D> {
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let max_message = self.decrypter.max_token_bytes() + REQUEST_OVERHEAD_BYTES;
         let decryptor =
-            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())).max_decoding_message_size(max_message);
+            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone()).with_callers(self.callers.clone())).max_decoding_message_size(max_message);
 
         let keys = self.keys.map(KeysServer::new);
         let tcp_builder = match self.tls {

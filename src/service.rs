@@ -20,6 +20,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap, transport::s
 
 use crate::{
     audit::{AuditLog, Caller, Outcome, Record},
+    callers::{self, CallerPolicy},
     decrypt::{self, DecryptError, Decrypted, Decrypter, TokenInfo},
     pb::{self, decryptor_server::Decryptor},
     status::{self, ServiceError},
@@ -95,6 +96,7 @@ pub struct DecryptorService<D = Decrypter> {
     running: Arc<Semaphore>,
     pending: Arc<AtomicUsize>,
     auditing: Auditing,
+    callers: Arc<CallerPolicy>,
 }
 
 /// Writes the audit record when dropped unless the handler wrote it, so
@@ -133,7 +135,14 @@ impl<D: Decrypt> DecryptorService<D> {
             running: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             pending: Arc::new(AtomicUsize::new(0)),
             auditing,
+            callers: Arc::new(CallerPolicy::default()),
         }
+    }
+
+    /// Admits only the callers that `policy` names.
+    pub fn with_callers(mut self, policy: Arc<CallerPolicy>) -> Self {
+        self.callers = policy;
+        self
     }
 
     /// Writes the record of a finished call; in fail-closed mode a failed
@@ -237,21 +246,43 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
             written: false,
         };
 
-        let (reply, reason, cause, code) = match self.run(message, deadline, &mut guard).await {
-            Ok(decrypted) => (Ok(Response::new(to_response(decrypted))), "OK", String::new(), Code::Ok),
-            Err(Rejection::Token(error)) => {
-                let status = status::to_status(&error);
-                let code = status.code();
-                (Err(status), status::classify(&error).1, error.to_string(), code)
-            }
-            Err(Rejection::Service(error)) => {
-                if error == ServiceError::Panicked {
-                    tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
+        let admitted = self.callers.admit(&guard.caller, &message.audience).map_err(|refusal| (refusal, ServiceError::CallerNotAllowed));
+        let result = match admitted {
+            Err((refusal, error)) => Err((Rejection::Service(error), Some(refusal))),
+            Ok(rule) => {
+                let rule = rule.cloned();
+                match self.run(message, deadline, &mut guard).await {
+                    Ok(decrypted) => match callers::check_key(rule.as_ref(), &decrypted.key_id) {
+                        Ok(()) => Ok(decrypted),
+                        Err(refusal) => Err((Rejection::Service(ServiceError::CallerNotAllowed), Some(refusal))),
+                    },
+                    Err(rejection) => Err((rejection, None)),
                 }
+            }
+        };
+
+        let (reply, reason, cause, code) = match result {
+            Ok(decrypted) => (Ok(Response::new(to_response(decrypted))), "OK", String::new(), Code::Ok),
+            Err((Rejection::Service(error), Some(refusal))) => {
                 let status = status::service_status(error);
                 let code = status.code();
-                (Err(status), status::classify_service(error).1, error.to_string(), code)
+                (Err(status), status::classify_service(error).1, refusal.to_string(), code)
             }
+            Err((rejection, _)) => match rejection {
+                Rejection::Token(error) => {
+                    let status = status::to_status(&error);
+                    let code = status.code();
+                    (Err(status), status::classify(&error).1, error.to_string(), code)
+                }
+                Rejection::Service(error) => {
+                    if error == ServiceError::Panicked {
+                        tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
+                    }
+                    let status = status::service_status(error);
+                    let code = status.code();
+                    (Err(status), status::classify_service(error).1, error.to_string(), code)
+                }
+            },
         };
         let outcome = Outcome { reason, cause, code, elapsed: started.elapsed() };
         self.finish(&mut guard, outcome, reply)

@@ -500,3 +500,42 @@ async fn rotation_procedure_from_the_readme() {
     let (code, logs) = wait(child).await;
     assert_eq!(code, 0, "{logs}");
 }
+
+#[tokio::test]
+async fn caller_policy_limits_callers_audiences_and_keys() {
+    let setup = setup();
+    let audit_log = setup.dir.path().join("audit.log");
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("metadata"));
+    let config = std::fs::read_to_string(&setup.config).expect("read");
+    let rules = format!(
+        "\n[audit]\nfile = {audit_log:?}\n\n[[callers]]\nuid = 4242424\n\n[[callers]]\nuid = {uid}\naudiences = [\"orders-api\"]\nkey_ids = [\"jwed-1\"]\n"
+    );
+    std::fs::write(&setup.config, format!("{config}{rules}")).expect("write");
+    let child = start(&setup, &[]);
+    let token = mint(&setup, CLAIMS);
+    let socket = setup.socket.to_string_lossy().into_owned();
+    let decrypt = |extra: &[&str]| {
+        let mut args = vec!["decrypt", "--unix-socket", &socket];
+        args.extend_from_slice(extra);
+        args.push(&token);
+        String::from_utf8_lossy(&jwed(&args).stdout).into_owned()
+    };
+
+    assert!(decrypt(&["--audience", "orders-api"]).contains("\"sub\": \"user-7\""), "the allowed audience works");
+    assert!(decrypt(&[]).contains("CALLER_NOT_ALLOWED"), "this caller must name one of its audiences");
+    assert!(decrypt(&["--audience", "reports-api"]).contains("CALLER_NOT_ALLOWED"), "an audience outside the rule");
+
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+    let audited = std::fs::read_to_string(&audit_log).expect("audit log");
+    assert_eq!(audited.lines().filter(|line| line.contains("CALLER_NOT_ALLOWED")).count(), 2, "refusals are audited: {audited}");
+
+    // A caller that no rule names is refused outright.
+    std::fs::write(&setup.config, format!("{config}\n[[callers]]\nuid = 4242424\n")).expect("write");
+    let child = start(&setup, &[]);
+    assert!(decrypt(&["--audience", "orders-api"]).contains("CALLER_NOT_ALLOWED"));
+    signal(&child, "TERM");
+    let (code, logs) = wait(child).await;
+    assert_eq!(code, 0, "{logs}");
+}

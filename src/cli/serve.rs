@@ -7,6 +7,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::{
     admin::{AdminService, KeysService},
+    callers::CallerPolicy,
     config::TlsFiles,
     audit::{AuditKey, AuditLog},
     service::Auditing,
@@ -90,7 +91,8 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
 async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Result<BoundServer<KeyStore>, ServeError> {
     let mut bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, auditing, config.shutdown_grace)
         .await?
-        .with_keys(KeysService::new(store.clone()));
+        .with_keys(KeysService::new(store.clone()))
+        .with_callers(CallerPolicy::new(config.callers.clone()));
     if let Some(files) = &config.tls {
         bound = bound.with_tls(tls_config(files)?);
     }
