@@ -57,7 +57,7 @@ async fn measure(per_class: usize) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
     let destination = jwed::audit::Destination::File { path: dir.path().join("audit.log"), max_bytes: 1 << 30, keep: 1 };
-    let log = jwed::audit::AuditLog::open(jwed::audit::AuditKey::random(), destination).expect("audit log");
+    let log = jwed::audit::AuditLog::open(jwed::audit::AuditKey::random().expect("audit key"), destination).expect("audit log");
     let auditing = jwed::service::Auditing::new(log, jwed::service::AuditFailure::FailClosed);
     let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(1))
         .await

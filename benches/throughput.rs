@@ -59,7 +59,7 @@ fn main() {
 
 async fn run(destination: Destination, duration: Duration, clients: usize, socket: &std::path::Path) -> f64 {
     let (decrypter, token) = setup();
-    let log = AuditLog::open(AuditKey::random(), destination).expect("audit log");
+    let log = AuditLog::open(AuditKey::random().expect("audit key"), destination).expect("audit log");
     let auditing = Auditing::new(log, AuditFailure::FailClosed);
     let bound = BoundServer::bind(Some(socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(1))
         .await

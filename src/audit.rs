@@ -182,19 +182,26 @@ impl AuditKey {
         Ok(AuditKey(key))
     }
 
-    /// A random key, for a process without a configured key.
-    pub fn random() -> Self {
+    /// Generates a random key, for a process without a configured key.
+    ///
+    /// # Errors
+    ///
+    /// Returns a message when OpenSSL's random generator fails, which
+    /// happens only without an entropy source.
+    pub fn random() -> Result<Self, String> {
         let mut key = Zeroizing::new(vec![0u8; 32]);
-        // NOTE: should OpenSSL's generator fail, the key stays all zeros;
-        // OpenSSL only fails here when it has no entropy source at all.
-        let _ = openssl::rand::rand_bytes(&mut key);
-        AuditKey(key)
+        openssl::rand::rand_bytes(&mut key).map_err(|_| "cannot generate a random audit key".to_owned())?;
+        Ok(AuditKey(key))
     }
 
-    /// New key text for a key file: 32 random bytes, base64url.
-    pub fn generate_text() -> Zeroizing<String> {
-        let key = Self::random();
-        Zeroizing::new(Base64UrlUnpadded::encode_string(&key.0) + "\n")
+    /// Generates key text for a key file: 32 random bytes, base64url.
+    ///
+    /// # Errors
+    ///
+    /// See [`AuditKey::random`].
+    pub fn generate_text() -> Result<Zeroizing<String>, String> {
+        let key = Self::random()?;
+        Ok(Zeroizing::new(Base64UrlUnpadded::encode_string(&key.0) + "\n"))
     }
 
     fn mac(&self, label: &[u8], data: &[u8]) -> [u8; 32] {

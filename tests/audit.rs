@@ -190,7 +190,7 @@ async fn verify_detects_each_kind_of_tampering() {
 async fn chain_runs_across_rotated_files_and_restarts() {
     let files = key_files();
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().as_bytes()).expect("key");
+    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().expect("audit key").as_bytes()).expect("key");
     let log_path = dir.path().join("audit.log");
 
     // Two server lifetimes over the same file, with rotation at 4 KiB.
@@ -227,7 +227,7 @@ async fn chain_runs_across_rotated_files_and_restarts() {
 async fn fail_closed_refuses_while_records_cannot_be_written_then_recovers() {
     let files = key_files();
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().as_bytes()).expect("key");
+    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().expect("audit key").as_bytes()).expect("key");
     let link = dir.path().join("audit.log");
     std::os::unix::fs::symlink("/dev/full", &link).expect("link to /dev/full");
 
@@ -268,7 +268,7 @@ async fn fail_closed_refuses_while_records_cannot_be_written_then_recovers() {
 async fn fail_open_serves_and_counts_lost_records() {
     let files = key_files();
     let dir = tempfile::tempdir().expect("temporary directory");
-    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().as_bytes()).expect("key");
+    std::fs::write(dir.path().join("audit.key"), AuditKey::generate_text().expect("audit key").as_bytes()).expect("key");
     let destination = jwed::audit::Destination::File { path: PathBuf::from("/dev/full"), max_bytes: 1 << 30, keep: 1 };
     let log = jwed::audit::AuditLog::open(common::audit_key(dir.path()), destination).expect("open");
     let auditing = jwed::service::Auditing::new(log, AuditFailure::FailOpen);
@@ -294,7 +294,7 @@ fn nothing_jwed_writes_contains_a_token_claim_or_key() {
     let socket = dir.join("jwed.sock");
     let audit_log = dir.join("audit.log");
     let key_file = dir.join("audit.key");
-    std::fs::write(&key_file, AuditKey::generate_text().as_bytes()).expect("key");
+    std::fs::write(&key_file, AuditKey::generate_text().expect("audit key").as_bytes()).expect("key");
     let config = format!(
         "[server]\nunix_socket = {socket:?}\n[keys]\nprivate_keys = {:?}\nissuer_keys = {:?}\n[tokens]\nissuer = \"{}\"\naudiences = [\"{AUDIENCE}\"]\n[audit]\nfile = {audit_log:?}\nkey_file = {key_file:?}\n",
         files.private_keys, files.issuer_public, common::ISSUER,

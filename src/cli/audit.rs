@@ -39,12 +39,12 @@ pub(super) fn run(command: AuditCommand) -> u8 {
                 Err(message) => usage(&message),
             }
         }
-        AuditCommand::Key { out } => match keygen::write_private_file(&out, &AuditKey::generate_text()) {
+        AuditCommand::Key { out } => match AuditKey::generate_text().and_then(|text| keygen::write_private_file(&out, &text).map_err(|err| err.to_string())) {
             Ok(()) => {
                 eprintln!("wrote a new audit key to {} (mode 0600)", out.display());
                 0
             }
-            Err(error) => usage(&error.to_string()),
+            Err(message) => usage(&message),
         },
     }
 }

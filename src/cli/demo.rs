@@ -61,7 +61,7 @@ async fn demo() -> Result<(), String> {
 
     let audit_path = dir.path().join("audit.log");
     let audit_key_path = dir.path().join("audit.key");
-    std::fs::write(&audit_key_path, AuditKey::generate_text().as_bytes()).map_err(|err| err.to_string())?;
+    std::fs::write(&audit_key_path, AuditKey::generate_text()?.as_bytes()).map_err(|err| err.to_string())?;
     let destination = Destination::File { path: audit_path.clone(), max_bytes: 1 << 20, keep: 1 };
     let log = AuditLog::open(AuditKey::read(&audit_key_path)?, destination)?;
     let auditing = Auditing::new(log, AuditFailure::FailClosed);

@@ -118,7 +118,7 @@ fn open_audit(config: &Config) -> Result<Auditing, String> {
         Some(path) => AuditKey::read(path).map_err(|err| format!("invalid setting audit.key_file: {err}"))?,
         None => {
             tracing::warn!("No audit.key_file: fingerprints and the audit chain use a random key and cannot be checked after a restart");
-            AuditKey::random()
+            AuditKey::random()?
         }
     };
     let log = AuditLog::open(key, config.audit_destination.clone()).map_err(|err| format!("invalid setting audit.file: {err}"))?;

@@ -100,7 +100,7 @@ pub fn decrypter(files: &KeyFiles, policy: Policy) -> Decrypter {
 /// Audits into `dir/audit.log` under a new key in `dir/audit.key`.
 pub fn auditing(dir: &Path, on_failure: AuditFailure) -> (Auditing, PathBuf) {
     let key_path = dir.join("audit.key");
-    std::fs::write(&key_path, AuditKey::generate_text().as_bytes()).expect("write audit key");
+    std::fs::write(&key_path, AuditKey::generate_text().expect("audit key").as_bytes()).expect("write audit key");
     let path = dir.join("audit.log");
     let destination = Destination::File { path: path.clone(), max_bytes: 64 * 1024 * 1024, keep: 2 };
     let log = AuditLog::open(AuditKey::read(&key_path).expect("audit key"), destination).expect("audit log");
