@@ -378,6 +378,9 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
     assert!(response.contains("application/jwk-set+json"), "{response}");
     assert!(response.contains("\"kid\":\"jwed-1\""), "{response}");
     assert!(!response.contains("\"d\""), "the published set has a private member");
+    let metrics = http_get(&ops, "/metrics");
+    assert!(metrics.contains("jwed_key_reloads_total{result=\"failure\"} 0"), "{metrics}");
+    assert!(metrics.contains("jwed_key_reload_failing 0"), "{metrics}");
     let channel = unix_channel(&setup.socket).await;
     let jwks = KeysClient::new(channel.clone()).public_keys(PublicKeysRequest {}).await.expect("PublicKeys").into_inner().jwks_json;
     assert!(jwks.contains("jwed-1") && !jwks.contains("\"d\""), "{jwks}");

@@ -224,6 +224,8 @@ async fn broken_key_file_keeps_the_last_good_keys() {
         assert!(status.last_error.is_some(), "{case}: the failure is reported");
     }
 
+    assert_eq!(store.status().expect("status").failures, 4, "each broken file is counted");
+
     // A missing file is a failure too, and a good file recovers.
     std::fs::remove_file(secret.path("jwks.json")).expect("remove link");
     assert!(matches!(store.check_for_changes(), Reload::Failed(_)));
