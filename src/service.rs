@@ -20,7 +20,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataMap, transport::s
 
 use crate::{
     audit::{AuditLog, Caller, Outcome, Record},
-    callers::{self, CallerPolicy},
+    callers::{self, CallerPolicy, Refusal},
     decrypt::{self, DecryptError, Decrypted, Decrypter, TokenInfo},
     pb::{self, decryptor_server::Decryptor},
     status::{self, ServiceError},
@@ -176,6 +176,14 @@ impl<D: Decrypt> DecryptorService<D> {
         (previous < self.limits.max_pending).then_some(slot)
     }
 
+    /// Applies the caller policy around [`DecryptorService::run`].
+    async fn admit_and_run(&self, message: pb::DecryptRequest, deadline: Duration, guard: &mut AuditGuard) -> Result<Decrypted, Rejection> {
+        let rule = self.callers.admit(&guard.caller, &message.audience).map_err(Rejection::Refused)?.cloned();
+        let decrypted = self.run(message, deadline, guard).await?;
+        callers::check_key(rule.as_ref(), &decrypted.key_id).map_err(Rejection::Refused)?;
+        Ok(decrypted)
+    }
+
     async fn run(&self, message: pb::DecryptRequest, deadline: Duration, guard: &mut AuditGuard) -> Result<Decrypted, Rejection> {
         let _slot = self.reserve().ok_or(Rejection::Service(ServiceError::Overloaded))?;
         let work = async {
@@ -225,8 +233,12 @@ impl<D> std::fmt::Debug for DecryptorService<D> {
 
 /// Why a call did not return claims.
 enum Rejection {
+    /// The token or the request was rejected.
     Token(DecryptError),
+    /// The service could not serve the call.
     Service(ServiceError),
+    /// The caller policy refused the caller, its audience or the key.
+    Refused(Refusal),
 }
 
 #[tonic::async_trait]
@@ -246,43 +258,27 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
             written: false,
         };
 
-        let admitted = self.callers.admit(&guard.caller, &message.audience).map_err(|refusal| (refusal, ServiceError::CallerNotAllowed));
-        let result = match admitted {
-            Err((refusal, error)) => Err((Rejection::Service(error), Some(refusal))),
-            Ok(rule) => {
-                let rule = rule.cloned();
-                match self.run(message, deadline, &mut guard).await {
-                    Ok(decrypted) => match callers::check_key(rule.as_ref(), &decrypted.key_id) {
-                        Ok(()) => Ok(decrypted),
-                        Err(refusal) => Err((Rejection::Service(ServiceError::CallerNotAllowed), Some(refusal))),
-                    },
-                    Err(rejection) => Err((rejection, None)),
-                }
-            }
-        };
-
+        let result = self.admit_and_run(message, deadline, &mut guard).await;
         let (reply, reason, cause, code) = match result {
             Ok(decrypted) => (Ok(Response::new(to_response(decrypted))), "OK", String::new(), Code::Ok),
-            Err((Rejection::Service(error), Some(refusal))) => {
+            Err(Rejection::Token(error)) => {
+                let status = status::to_status(&error);
+                let code = status.code();
+                (Err(status), status::classify(&error).1, error.to_string(), code)
+            }
+            Err(Rejection::Service(error)) => {
+                if error == ServiceError::Panicked {
+                    tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
+                }
                 let status = status::service_status(error);
                 let code = status.code();
-                (Err(status), status::classify_service(error).1, refusal.to_string(), code)
+                (Err(status), status::classify_service(error).1, error.to_string(), code)
             }
-            Err((rejection, _)) => match rejection {
-                Rejection::Token(error) => {
-                    let status = status::to_status(&error);
-                    let code = status.code();
-                    (Err(status), status::classify(&error).1, error.to_string(), code)
-                }
-                Rejection::Service(error) => {
-                    if error == ServiceError::Panicked {
-                        tracing::error!("Decrypt call panicked; it returned INTERNAL and the server keeps serving");
-                    }
-                    let status = status::service_status(error);
-                    let code = status.code();
-                    (Err(status), status::classify_service(error).1, error.to_string(), code)
-                }
-            },
+            Err(Rejection::Refused(refusal)) => {
+                let status = status::service_status(ServiceError::CallerNotAllowed);
+                let code = status.code();
+                (Err(status), status::classify_service(ServiceError::CallerNotAllowed).1, refusal.to_string(), code)
+            }
         };
         let outcome = Outcome { reason, cause, code, elapsed: started.elapsed() };
         self.finish(&mut guard, outcome, reply)
