@@ -51,6 +51,16 @@ async fn one_record_per_call_with_the_right_fields() {
     expired_claims.insert("exp".into(), json!(common::now() - 120));
     let mut other_audience = good_claims();
     other_audience.insert("aud".into(), json!("billing-api"));
+    let with = |name: &str, value: serde_json::Value| {
+        let mut claims = good_claims();
+        claims.insert(name.into(), value);
+        issuer.mint(&claims, ContentEnc::A256Gcm)
+    };
+    let without_exp = {
+        let mut claims = good_claims();
+        claims.remove("exp");
+        issuer.mint(&claims, ContentEnc::A256Gcm)
+    };
     let calls: Vec<(&str, DecryptRequest)> = vec![
         ("OK", DecryptRequest { token: good.clone(), required_scopes: vec!["orders:read".into()], ..DecryptRequest::default() }),
         ("TOKEN_INVALID", DecryptRequest { token: "garbage".into(), ..DecryptRequest::default() }),
@@ -59,6 +69,10 @@ async fn one_record_per_call_with_the_right_fields() {
         ("INSUFFICIENT_SCOPE", DecryptRequest { token: good.clone(), required_scopes: vec!["orders:write".into()], ..DecryptRequest::default() }),
         ("AUDIENCE_NOT_ALLOWED", DecryptRequest { token: good.clone(), audience: "admin-api".into(), ..DecryptRequest::default() }),
         ("REQUEST_INVALID", DecryptRequest { token: good.clone(), required_scopes: vec![String::new()], ..DecryptRequest::default() }),
+        ("TOKEN_NOT_YET_VALID", DecryptRequest { token: with("nbf", json!(common::now() + 600)), ..DecryptRequest::default() }),
+        ("TOKEN_LIFETIME_TOO_LONG", DecryptRequest { token: with("exp", json!(common::now() + 86_400)), ..DecryptRequest::default() }),
+        ("CLAIMS_INVALID", DecryptRequest { token: without_exp, ..DecryptRequest::default() }),
+        ("ISSUER_MISMATCH", DecryptRequest { token: with("iss", json!("https://other.example")), ..DecryptRequest::default() }),
     ];
     let tokens: Vec<String> = calls.iter().map(|(_, request)| request.token.clone()).collect();
     for (_, request) in calls.iter().cloned() {

@@ -191,6 +191,9 @@ async fn rotation_under_load_fails_no_valid_call() {
     while let Some(result) = clients.join_next().await {
         result.expect("join").expect("no valid call may fail during rotation");
     }
+    let audited = std::fs::read_to_string(secret.path("audit.log")).expect("audit log");
+    let retired = audited.lines().find(|line| line.contains("\"reason\":\"KEY_RETIRED\"")).expect("a KEY_RETIRED record");
+    assert!(retired.contains("\"kid\":\"jwed-old\""), "the record names the retired key: {retired}");
     eprintln!("rotation: {} valid calls succeeded; KEY_RETIRED seen {} ms after the swap (reload interval {} ms)",
         calls.load(Ordering::Relaxed), delay.as_millis(), RELOAD_INTERVAL.as_millis());
     assert!(calls.load(Ordering::Relaxed) > 100, "the clients made too few calls to show anything");
@@ -267,6 +270,10 @@ async fn revocation_by_token_subject_and_key() {
     }
     let request = DecryptRequest { token: untouched.clone(), ..DecryptRequest::default() };
     client.decrypt(request).await.expect("a token that is not listed still decrypts");
+    let audited = std::fs::read_to_string(secret.path("audit.log")).expect("audit log");
+    let revoked: Vec<&str> = audited.lines().filter(|line| line.contains("\"reason\":\"TOKEN_REVOKED\"")).collect();
+    assert_eq!(revoked.len(), 3, "each revoked call is audited");
+    assert!(revoked.iter().any(|line| line.contains("revoked by subject")), "the record names the entry kind");
 
     // Revocations made in memory, as the admin call does, apply at once.
     secret.publish(&[("jwks.json", key_file), ("revocations.json", "{}".into())]);
