@@ -44,9 +44,16 @@ fn main() {
     if !args.iter().any(|arg| arg == "--bench") {
         return;
     }
-    let per_class = args.iter().filter_map(|arg| arg.parse::<usize>().ok()).next().unwrap_or(2000);
+    let per_class = args
+        .iter()
+        .filter_map(|arg| arg.parse::<usize>().ok())
+        .next()
+        .unwrap_or(2000);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(measure(per_class));
 }
 
@@ -56,18 +63,35 @@ async fn measure(per_class: usize) {
 
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
-    let destination = jwed::audit::Destination::File { path: dir.path().join("audit.log"), max_bytes: 1 << 30, keep: 1 };
-    let log = jwed::audit::AuditLog::open(jwed::audit::AuditKey::random().expect("audit key"), destination).expect("audit log");
+    let destination = jwed::audit::Destination::File {
+        path: dir.path().join("audit.log"),
+        max_bytes: 1 << 30,
+        keep: 1,
+    };
+    let log = jwed::audit::AuditLog::open(jwed::audit::AuditKey::random().expect("audit key"), destination)
+        .expect("audit log");
     let auditing = jwed::service::Auditing::new(log, jwed::service::AuditFailure::FailClosed);
-    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(1))
-        .await
-        .expect("bind");
+    let bound = BoundServer::bind(
+        Some(&socket),
+        None,
+        Arc::new(decrypter),
+        Limits::default(),
+        auditing,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("bind");
     tokio::spawn(bound.serve(std::future::pending()));
     let mut client = jwed::client::connect_unix(&socket).await.expect("connect");
 
     // Warm up connections, caches and the blocking pool.
     for (_, token) in tokens.iter().take(200) {
-        let _ = client.decrypt(DecryptRequest { token: token.clone(), ..DecryptRequest::default() }).await;
+        let _ = client
+            .decrypt(DecryptRequest {
+                token: token.clone(),
+                ..DecryptRequest::default()
+            })
+            .await;
     }
 
     let mut order: Vec<usize> = (0..per_class * CLASSES.len()).map(|i| i % CLASSES.len()).collect();
@@ -77,13 +101,26 @@ async fn measure(per_class: usize) {
         let token = &tokens[(n * 7 + class) % tokens.len()].1;
         let token = mutate(token, class);
         let started = Instant::now();
-        let result = client.decrypt(DecryptRequest { token, ..DecryptRequest::default() }).await;
+        let result = client
+            .decrypt(DecryptRequest {
+                token,
+                ..DecryptRequest::default()
+            })
+            .await;
         let elapsed = started.elapsed();
-        assert_eq!(result.is_ok(), class == 2, "class {} had the wrong outcome", CLASSES[class]);
+        assert_eq!(
+            result.is_ok(),
+            class == 2,
+            "class {} had the wrong outcome",
+            CLASSES[class]
+        );
         samples.entry(class).or_default().push(elapsed);
     }
 
-    print_table(&format!("RSA-OAEP-256 (2048-bit) over a Unix socket, {per_class} calls per class, shuffled"), samples);
+    print_table(
+        &format!("RSA-OAEP-256 (2048-bit) over a Unix socket, {per_class} calls per class, shuffled"),
+        samples,
+    );
 }
 
 /// The same comparison without gRPC, where the noise is smaller.
@@ -93,26 +130,48 @@ fn measure_in_process(decrypter: &Decrypter, tokens: &[(usize, String)], per_cla
     let mut samples: HashMap<usize, Vec<Duration>> = HashMap::new();
     for (n, class) in order.into_iter().enumerate() {
         let token = mutate(&tokens[(n * 7 + class) % tokens.len()].1, class);
-        let request = jwed::decrypt::Request { token: &token, audience: None, required_scopes: &[] };
+        let request = jwed::decrypt::Request {
+            token: &token,
+            audience: None,
+            required_scopes: &[],
+        };
         let started = Instant::now();
         let result = decrypter.decrypt(request, 1_800_000_000, &mut jwed::decrypt::TokenInfo::default());
         let elapsed = started.elapsed();
-        assert_eq!(result.is_ok(), class == 2, "class {} had the wrong outcome", CLASSES[class]);
+        assert_eq!(
+            result.is_ok(),
+            class == 2,
+            "class {} had the wrong outcome",
+            CLASSES[class]
+        );
         samples.entry(class).or_default().push(elapsed);
     }
-    print_table(&format!("RSA-OAEP-256 (2048-bit) in process, {per_class} calls per class, shuffled"), samples);
+    print_table(
+        &format!("RSA-OAEP-256 (2048-bit) in process, {per_class} calls per class, shuffled"),
+        samples,
+    );
 }
 
 fn print_table(title: &str, mut samples: HashMap<usize, Vec<Duration>>) {
     println!("{title}");
-    println!("{:<16} {:>9} {:>9} {:>9} {:>9} {:>9}", "class", "p10 us", "p50 us", "p90 us", "p99 us", "mean us");
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "class", "p10 us", "p50 us", "p90 us", "p99 us", "mean us"
+    );
     for (class, name) in CLASSES.iter().enumerate() {
         let mut values = samples.remove(&class).unwrap_or_default();
         values.sort();
         let micros = |d: Duration| d.as_secs_f64() * 1e6;
         let at = |q: f64| micros(values[((values.len() as f64 - 1.0) * q) as usize]);
         let mean = values.iter().map(|d| micros(*d)).sum::<f64>() / values.len() as f64;
-        println!("{name:<16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", at(0.10), at(0.50), at(0.90), at(0.99), mean);
+        println!(
+            "{name:<16} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            at(0.10),
+            at(0.50),
+            at(0.90),
+            at(0.99),
+            mean
+        );
     }
     println!();
 }
@@ -122,18 +181,36 @@ fn setup() -> (Decrypter, Vec<(usize, String)>) {
     let jwed_key = GeneratedKey::generate(KeySpec::Decryption(KeyAlg::RsaOaep256), "rsa", "", 2048, 32).expect("key");
     let issuer_key = GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "issuer", "", 2048, 32).expect("key");
 
-    let raw = RawJwkSet::parse(keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(), "bench").expect("set");
+    let raw = RawJwkSet::parse(
+        keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(),
+        "bench",
+    )
+    .expect("set");
     let keys = KeySet::from_raw(&raw, &HashMap::new(), "bench").expect("keys");
     let public = json!({ "keys": [issuer_key.public().cloned().expect("public")] }).to_string();
-    let issuers = IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
-    let policy = Policy { claims: ClaimsPolicy { max_lifetime_seconds: None, ..ClaimsPolicy::default() }, ..Policy::default() };
+    let issuers =
+        IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
+    let policy = Policy {
+        claims: ClaimsPolicy {
+            max_lifetime_seconds: None,
+            ..ClaimsPolicy::default()
+        },
+        ..Policy::default()
+    };
 
-    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk")).expect("signer");
-    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk")).expect("recipient");
+    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk"))
+        .expect("signer");
+    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk"))
+        .expect("recipient");
     let claims = json!({ "sub": "bench", "exp": 4_102_444_800_i64, "scopes": ["orders:read"] });
     let claims = claims.as_object().expect("object");
     let tokens = (0..64)
-        .map(|i| (i, mint::mint(claims, Some(&signer), &recipient, ContentEnc::A256Gcm).expect("mint")))
+        .map(|i| {
+            (
+                i,
+                mint::mint(claims, Some(&signer), &recipient, ContentEnc::A256Gcm).expect("mint"),
+            )
+        })
         .collect();
     (Decrypter::new(keys, Some(issuers), policy), tokens)
 }

@@ -40,20 +40,39 @@ fn main() {
     let seconds = numbers.first().copied().unwrap_or(5);
     let clients = numbers.get(1).copied().unwrap_or(8) as usize;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
         let dir = tempfile::tempdir().expect("temporary directory");
         println!("ECDH-ES (P-256) + A256GCM, signed ES256, over a Unix socket: {clients} clients for {seconds} s each");
         let mut results = Vec::new();
         for (name, destination) in [
-            ("audit to a file", Destination::File { path: dir.path().join("audit.log"), max_bytes: 1 << 30, keep: 1 }),
+            (
+                "audit to a file",
+                Destination::File {
+                    path: dir.path().join("audit.log"),
+                    max_bytes: 1 << 30,
+                    keep: 1,
+                },
+            ),
             ("audit discarded", Destination::Discard),
         ] {
-            let rate = run(destination, Duration::from_secs(seconds), clients, &dir.path().join(format!("{}.sock", results.len()))).await;
+            let rate = run(
+                destination,
+                Duration::from_secs(seconds),
+                clients,
+                &dir.path().join(format!("{}.sock", results.len())),
+            )
+            .await;
             println!("{name:<16} {rate:>9.0} calls/s");
             results.push(rate);
         }
-        println!("auditing keeps {:.1} % of the throughput without it", 100.0 * results[0] / results[1]);
+        println!(
+            "auditing keeps {:.1} % of the throughput without it",
+            100.0 * results[0] / results[1]
+        );
     });
 }
 
@@ -61,9 +80,16 @@ async fn run(destination: Destination, duration: Duration, clients: usize, socke
     let (decrypter, token) = setup();
     let log = AuditLog::open(AuditKey::random().expect("audit key"), destination).expect("audit log");
     let auditing = Auditing::new(log, AuditFailure::FailClosed);
-    let bound = BoundServer::bind(Some(socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(1))
-        .await
-        .expect("bind");
+    let bound = BoundServer::bind(
+        Some(socket),
+        None,
+        Arc::new(decrypter),
+        Limits::default(),
+        auditing,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("bind");
     tokio::spawn(bound.serve(std::future::pending()));
 
     let running = Arc::new(AtomicBool::new(true));
@@ -74,7 +100,10 @@ async fn run(destination: Destination, duration: Duration, clients: usize, socke
         let (running, calls, token) = (running.clone(), calls.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
-                let request = DecryptRequest { token: token.clone(), ..DecryptRequest::default() };
+                let request = DecryptRequest {
+                    token: token.clone(),
+                    ..DecryptRequest::default()
+                };
                 client.decrypt(request).await.expect("decrypt");
                 calls.fetch_add(1, Ordering::Relaxed);
             }
@@ -95,15 +124,34 @@ async fn run(destination: Destination, duration: Duration, clients: usize, socke
 fn setup() -> (Decrypter, String) {
     let jwed_key = GeneratedKey::generate(KeySpec::Decryption(KeyAlg::EcdhEs), "ecdh", "P-256", 2048, 32).expect("key");
     let issuer_key = GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "issuer", "", 2048, 32).expect("key");
-    let raw = RawJwkSet::parse(keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(), "bench").expect("set");
+    let raw = RawJwkSet::parse(
+        keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(),
+        "bench",
+    )
+    .expect("set");
     let keys = KeySet::from_raw(&raw, &HashMap::new(), "bench").expect("keys");
     let public = json!({ "keys": [issuer_key.public().cloned().expect("public")] }).to_string();
-    let issuers = IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
-    let policy = Policy { claims: jwed::claims::ClaimsPolicy { max_lifetime_seconds: None, ..Default::default() }, ..Policy::default() };
+    let issuers =
+        IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
+    let policy = Policy {
+        claims: jwed::claims::ClaimsPolicy {
+            max_lifetime_seconds: None,
+            ..Default::default()
+        },
+        ..Policy::default()
+    };
 
-    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk")).expect("signer");
-    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk")).expect("recipient");
+    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk"))
+        .expect("signer");
+    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk"))
+        .expect("recipient");
     let claims = json!({ "sub": "bench", "exp": 4_102_444_800_i64, "jti": "bench", "scopes": ["orders:read"] });
-    let token = mint::mint(claims.as_object().expect("object"), Some(&signer), &recipient, ContentEnc::A256Gcm).expect("mint");
+    let token = mint::mint(
+        claims.as_object().expect("object"),
+        Some(&signer),
+        &recipient,
+        ContentEnc::A256Gcm,
+    )
+    .expect("mint");
     (Decrypter::new(keys, Some(issuers), policy), token)
 }

@@ -48,7 +48,9 @@ impl KeysService {
 #[tonic::async_trait]
 impl Keys for KeysService {
     async fn public_keys(&self, _: Request<pb::PublicKeysRequest>) -> Result<Response<pb::PublicKeysResponse>, Status> {
-        Ok(Response::new(pb::PublicKeysResponse { jwks_json: self.store.public_jwk_set().to_string() }))
+        Ok(Response::new(pb::PublicKeysResponse {
+            jwks_json: self.store.public_jwk_set().to_string(),
+        }))
     }
 
     async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
@@ -94,7 +96,11 @@ impl AdminService {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn revoke(&self, request: Request<pb::RevokeRequest>) -> Result<Response<pb::RevokeResponse>, Status> {
-        let uid = request.extensions().get::<UdsConnectInfo>().and_then(|info| info.peer_cred).map(|cred| cred.uid());
+        let uid = request
+            .extensions()
+            .get::<UdsConnectInfo>()
+            .and_then(|info| info.peer_cred)
+            .map(|cred| cred.uid());
         if !uid.is_some_and(|uid| self.allowed_uids.contains(&uid)) {
             tracing::warn!(target: crate::audit::TARGET, method = "jwed.v1.Admin/Revoke", caller.uid = uid, outcome = "rejected", reason = "CALLER_NOT_ALLOWED", "Revoke");
             return Err(status::service_status(ServiceError::CallerNotAllowed));
@@ -113,7 +119,9 @@ impl Admin for AdminService {
             key_ids = list.keys.len(),
             "Revoke"
         );
-        Ok(Response::new(pb::RevokeResponse { revocations_in_memory: self.store.revocations_in_memory() as u64 }))
+        Ok(Response::new(pb::RevokeResponse {
+            revocations_in_memory: self.store.revocations_in_memory() as u64,
+        }))
     }
 }
 
@@ -122,7 +130,11 @@ fn to_list(message: &pb::RevokeRequest) -> Result<RevocationList, &'static str> 
     if count == 0 || count > MAX_REVOKE_ENTRIES {
         return Err("a Revoke call must carry 1 to 1000 entries");
     }
-    let names = message.token_ids.iter().chain(&message.key_ids).chain(message.subjects.iter().map(|s| &s.subject));
+    let names = message
+        .token_ids
+        .iter()
+        .chain(&message.key_ids)
+        .chain(message.subjects.iter().map(|s| &s.subject));
     if names.into_iter().any(|name| name.is_empty() || name.len() > 256) {
         return Err("every id and subject must have 1 to 256 bytes");
     }
@@ -131,7 +143,10 @@ fn to_list(message: &pb::RevokeRequest) -> Result<RevocationList, &'static str> 
     list.tokens.extend(message.token_ids.iter().cloned());
     list.keys.extend(message.key_ids.iter().cloned());
     for entry in &message.subjects {
-        let before = entry.issued_before.as_ref().ok_or("every subject needs issued_before")?;
+        let before = entry
+            .issued_before
+            .as_ref()
+            .ok_or("every subject needs issued_before")?;
         list.subjects.insert(entry.subject.clone(), before.seconds);
     }
     Ok(list)
@@ -148,5 +163,8 @@ pub fn state_name(state: KeyState) -> &'static str {
 
 fn timestamp(time: SystemTime) -> prost_types::Timestamp {
     let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
-    prost_types::Timestamp { seconds: i64::try_from(seconds).unwrap_or(i64::MAX), nanos: 0 }
+    prost_types::Timestamp {
+        seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
+        nanos: 0,
+    }
 }

@@ -171,7 +171,10 @@ impl FromStr for KeyAlg {
     type Err = UnsupportedAlgorithm;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        KeyAlg::ALL.into_iter().find(|alg| alg.name() == name).ok_or(UnsupportedAlgorithm)
+        KeyAlg::ALL
+            .into_iter()
+            .find(|alg| alg.name() == name)
+            .ok_or(UnsupportedAlgorithm)
     }
 }
 
@@ -248,7 +251,10 @@ impl FromStr for ContentEnc {
     type Err = UnsupportedAlgorithm;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        ContentEnc::ALL.into_iter().find(|enc| enc.name() == name).ok_or(UnsupportedAlgorithm)
+        ContentEnc::ALL
+            .into_iter()
+            .find(|enc| enc.name() == name)
+            .ok_or(UnsupportedAlgorithm)
     }
 }
 
@@ -262,7 +268,13 @@ impl fmt::Display for ContentEnc {
 
 impl SigAlg {
     /// Every accepted signature algorithm.
-    pub const ALL: [SigAlg; 5] = [SigAlg::RS256, SigAlg::PS256, SigAlg::ES256, SigAlg::ES384, SigAlg::EdDSA];
+    pub const ALL: [SigAlg; 5] = [
+        SigAlg::RS256,
+        SigAlg::PS256,
+        SigAlg::ES256,
+        SigAlg::ES384,
+        SigAlg::EdDSA,
+    ];
 
     /// The registered JOSE name.
     pub fn name(self) -> &'static str {
@@ -280,7 +292,10 @@ impl FromStr for SigAlg {
     type Err = UnsupportedAlgorithm;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        SigAlg::ALL.into_iter().find(|alg| alg.name() == name).ok_or(UnsupportedAlgorithm)
+        SigAlg::ALL
+            .into_iter()
+            .find(|alg| alg.name() == name)
+            .ok_or(UnsupportedAlgorithm)
     }
 }
 
@@ -352,7 +367,14 @@ mod tests {
 
     #[test]
     fn dangerous_names_are_unsupported() {
-        for name in ["RSA1_5", "PBES2-HS256+A128KW", "A128GCMKW", "none", "RSA-OAEP-512", "rsa-oaep"] {
+        for name in [
+            "RSA1_5",
+            "PBES2-HS256+A128KW",
+            "A128GCMKW",
+            "none",
+            "RSA-OAEP-512",
+            "rsa-oaep",
+        ] {
             assert!(name.parse::<KeyAlg>().is_err(), "{name}");
         }
         for name in ["none", "HS256", "HS512", "ES512", "RS384"] {
@@ -363,7 +385,10 @@ mod tests {
     #[test]
     fn key_wrap_lengths_follow_rfc_3394() {
         assert_eq!(KeyAlg::A128Kw.encrypted_key_len(ContentEnc::A128Gcm), Some(24));
-        assert_eq!(KeyAlg::EcdhEsA256Kw.encrypted_key_len(ContentEnc::A256CbcHs512), Some(72));
+        assert_eq!(
+            KeyAlg::EcdhEsA256Kw.encrypted_key_len(ContentEnc::A256CbcHs512),
+            Some(72)
+        );
         assert_eq!(KeyAlg::Dir.encrypted_key_len(ContentEnc::A256Gcm), Some(0));
         assert_eq!(KeyAlg::RsaOaep.encrypted_key_len(ContentEnc::A256Gcm), None);
     }

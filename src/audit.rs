@@ -171,8 +171,10 @@ impl AuditKey {
     ///
     /// Returns a message naming the file, never its content.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let bytes = Zeroizing::new(fs::read(path).map_err(|err| format!("cannot read audit key {}: {err}", path.display()))?);
-        let text = std::str::from_utf8(&bytes).map_err(|_| format!("audit key {} is not base64url text", path.display()))?;
+        let bytes =
+            Zeroizing::new(fs::read(path).map_err(|err| format!("cannot read audit key {}: {err}", path.display()))?);
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| format!("audit key {} is not base64url text", path.display()))?;
         let key = Base64UrlUnpadded::decode_vec(text.trim())
             .map(Zeroizing::new)
             .map_err(|_| format!("audit key {} is not base64url text", path.display()))?;
@@ -237,17 +239,30 @@ impl AuditLog {
     ///
     /// Returns a message naming the file when it cannot be opened.
     pub fn open(key: AuditKey, destination: Destination) -> Result<Self, String> {
-        let mut state = ChainState { file: None, size: 0, seq: 0, chain: CHAIN_START.to_owned() };
+        let mut state = ChainState {
+            file: None,
+            size: 0,
+            seq: 0,
+            chain: CHAIN_START.to_owned(),
+        };
         if let Destination::File { path, .. } = &destination {
             if let Some(last) = last_line(path).and_then(|line| serde_json::from_str::<Record>(&line).ok()) {
                 state.chain = last.chain;
                 state.seq = last.seq;
             }
-            let file = OpenOptions::new().create(true).append(true).open(path).map_err(|err| format!("cannot open audit log {}: {err}", path.display()))?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| format!("cannot open audit log {}: {err}", path.display()))?;
             state.size = file.metadata().map_or(0, |meta| meta.len());
             state.file = Some(file);
         }
-        Ok(AuditLog { key, destination, state: Mutex::new(state) })
+        Ok(AuditLog {
+            key,
+            destination,
+            state: Mutex::new(state),
+        })
     }
 
     /// The fingerprint of a token under this log's key.
@@ -262,7 +277,10 @@ impl AuditLog {
     /// Returns the I/O error; the record's place in the chain is then not
     /// used, so that the chain stays unbroken.
     pub fn write(&self, mut record: Record) -> io::Result<()> {
-        let mut state = self.state.lock().map_err(|_| io::Error::other("audit state is poisoned"))?;
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| io::Error::other("audit state is poisoned"))?;
         record.seq = state.seq + 1;
         record.chain = String::new();
         let body = serde_json::to_string(&record).map_err(io::Error::other)?;
@@ -285,7 +303,9 @@ impl AuditLog {
                 }
                 let file = match state.file.as_mut() {
                     Some(file) => file,
-                    None => state.file.insert(OpenOptions::new().create(true).append(true).open(path)?),
+                    None => state
+                        .file
+                        .insert(OpenOptions::new().create(true).append(true).open(path)?),
                 };
                 if let Err(error) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
                     // Reopen on the next write, which may find the path fixed
@@ -306,7 +326,14 @@ impl AuditLog {
 impl Record {
     /// Builds a record from what a call learnt. `seq` and `chain` are set
     /// when it is written.
-    pub fn new(method: &str, caller: &Caller, fingerprint: String, info: &TokenInfo, scopes: &[String], outcome: &Outcome<'_>) -> Self {
+    pub fn new(
+        method: &str,
+        caller: &Caller,
+        fingerprint: String,
+        info: &TokenInfo,
+        scopes: &[String],
+        outcome: &Outcome<'_>,
+    ) -> Self {
         Record {
             time: rfc3339(SystemTime::now()),
             seq: 0,
@@ -359,11 +386,15 @@ fn last_line(path: &Path) -> Option<String> {
     if !meta.is_file() {
         return None;
     }
-    file.seek(SeekFrom::Start(meta.len().saturating_sub(MAX_TAIL_BYTES))).ok()?;
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(MAX_TAIL_BYTES)))
+        .ok()?;
     let mut tail = Vec::new();
     file.take(MAX_TAIL_BYTES).read_to_end(&mut tail).ok()?;
     let text = String::from_utf8_lossy(&tail);
-    text.lines().rev().find(|line| !line.trim().is_empty()).map(str::to_owned)
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(str::to_owned)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -387,7 +418,12 @@ fn rfc3339(time: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

@@ -71,7 +71,10 @@ pub struct Verified {
 /// Returns the first [`Break`], or an I/O message for an unreadable file.
 pub fn verify(key: &AuditKey, files: &[PathBuf]) -> Result<Result<Verified, Break>, String> {
     let mut previous: Option<(u64, String)> = None;
-    let mut verified = Verified { records: 0, first_seq: 0 };
+    let mut verified = Verified {
+        records: 0,
+        first_seq: 0,
+    };
 
     for file in files {
         let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read {}: {err}", file.display()))?;
@@ -79,7 +82,10 @@ pub fn verify(key: &AuditKey, files: &[PathBuf]) -> Result<Result<Verified, Brea
         let lines: Vec<&str> = text.lines().collect();
 
         for (index, line) in lines.iter().enumerate() {
-            let at = Location { file: file.clone(), line: index + 1 };
+            let at = Location {
+                file: file.clone(),
+                line: index + 1,
+            };
             if index + 1 == lines.len() && !complete {
                 return Ok(Err(Break::TruncatedTail { at }));
             }
@@ -89,10 +95,18 @@ pub fn verify(key: &AuditKey, files: &[PathBuf]) -> Result<Result<Verified, Brea
 
             let expected_seq = previous.as_ref().map_or(record.seq, |(seq, _)| seq + 1);
             if record.seq > expected_seq {
-                return Ok(Err(Break::Missing { at, expected: expected_seq, found: record.seq }));
+                return Ok(Err(Break::Missing {
+                    at,
+                    expected: expected_seq,
+                    found: record.seq,
+                }));
             }
             if record.seq < expected_seq {
-                return Ok(Err(Break::OutOfOrder { at, expected: expected_seq, found: record.seq }));
+                return Ok(Err(Break::OutOfOrder {
+                    at,
+                    expected: expected_seq,
+                    found: record.seq,
+                }));
             }
 
             let chain = std::mem::take(&mut record.chain);
@@ -130,8 +144,12 @@ impl fmt::Display for Break {
         match self {
             Break::NotARecord { at } => write!(f, "{at}: not an audit record (edited or cut short)"),
             Break::Modified { at, seq } => write!(f, "{at}: record {seq} was modified, or inserted without the key"),
-            Break::Missing { at, expected, found } => write!(f, "{at}: records {expected} to {} are missing", found - 1),
-            Break::OutOfOrder { at, expected, found } => write!(f, "{at}: record {found} is out of order (expected {expected})"),
+            Break::Missing { at, expected, found } => {
+                write!(f, "{at}: records {expected} to {} are missing", found - 1)
+            }
+            Break::OutOfOrder { at, expected, found } => {
+                write!(f, "{at}: record {found} is out of order (expected {expected})")
+            }
             Break::TruncatedTail { at } => write!(f, "{at}: the last line is incomplete (truncated tail)"),
         }
     }

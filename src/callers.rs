@@ -60,8 +60,14 @@ impl CallerRule {
 
     fn matches(&self, caller: &Caller) -> bool {
         let uid = self.uid.is_none_or(|uid| caller.uid == Some(uid));
-        let uri = self.certificate_uri.as_ref().is_none_or(|uri| caller.cert_uris.contains(uri));
-        let subject = self.certificate_subject.as_ref().is_none_or(|subject| caller.cert_subject.as_ref() == Some(subject));
+        let uri = self
+            .certificate_uri
+            .as_ref()
+            .is_none_or(|uri| caller.cert_uris.contains(uri));
+        let subject = self
+            .certificate_subject
+            .as_ref()
+            .is_none_or(|subject| caller.cert_subject.as_ref() == Some(subject));
         self.has_identity() && uid && uri && subject
     }
 }
@@ -83,7 +89,11 @@ impl CallerPolicy {
         if self.rules.is_empty() {
             return Ok(None);
         }
-        let rule = self.rules.iter().find(|rule| rule.matches(caller)).ok_or(Refusal::Unknown)?;
+        let rule = self
+            .rules
+            .iter()
+            .find(|rule| rule.matches(caller))
+            .ok_or(Refusal::Unknown)?;
         if !rule.audiences.is_empty() && !rule.audiences.iter().any(|allowed| allowed == audience) {
             return Err(Refusal::Audience);
         }
@@ -98,7 +108,9 @@ impl CallerPolicy {
 /// Returns [`Refusal::Key`].
 pub fn check_key(rule: Option<&CallerRule>, key_id: &str) -> Result<(), Refusal> {
     match rule {
-        Some(rule) if !rule.key_ids.is_empty() && !rule.key_ids.iter().any(|allowed| allowed == key_id) => Err(Refusal::Key),
+        Some(rule) if !rule.key_ids.is_empty() && !rule.key_ids.iter().any(|allowed| allowed == key_id) => {
+            Err(Refusal::Key)
+        }
         _ => Ok(()),
     }
 }
@@ -108,7 +120,10 @@ mod tests {
     use super::*;
 
     fn socket_caller(uid: u32) -> Caller {
-        Caller { uid: Some(uid), ..Caller::default() }
+        Caller {
+            uid: Some(uid),
+            ..Caller::default()
+        }
     }
 
     #[test]
@@ -119,15 +134,29 @@ mod tests {
     #[test]
     fn rules_match_uid_or_certificate() {
         let policy = CallerPolicy::new(vec![
-            CallerRule { uid: Some(1000), audiences: vec!["orders-api".into()], ..CallerRule::default() },
-            CallerRule { certificate_uri: Some("spiffe://t/a".into()), key_ids: vec!["k1".into()], ..CallerRule::default() },
+            CallerRule {
+                uid: Some(1000),
+                audiences: vec!["orders-api".into()],
+                ..CallerRule::default()
+            },
+            CallerRule {
+                certificate_uri: Some("spiffe://t/a".into()),
+                key_ids: vec!["k1".into()],
+                ..CallerRule::default()
+            },
         ]);
         assert!(policy.admit(&socket_caller(1000), "orders-api").is_ok());
-        assert_eq!(policy.admit(&socket_caller(1000), "billing-api"), Err(Refusal::Audience));
+        assert_eq!(
+            policy.admit(&socket_caller(1000), "billing-api"),
+            Err(Refusal::Audience)
+        );
         assert_eq!(policy.admit(&socket_caller(1000), ""), Err(Refusal::Audience));
         assert_eq!(policy.admit(&socket_caller(1001), "orders-api"), Err(Refusal::Unknown));
 
-        let mtls = Caller { cert_uris: vec!["spiffe://t/a".into()], ..Caller::default() };
+        let mtls = Caller {
+            cert_uris: vec!["spiffe://t/a".into()],
+            ..Caller::default()
+        };
         let rule = policy.admit(&mtls, "").expect("admitted");
         assert_eq!(check_key(rule, "k1"), Ok(()));
         assert_eq!(check_key(rule, "k2"), Err(Refusal::Key));

@@ -141,12 +141,23 @@ impl ClaimsPolicy {
         }
         self.check_times(now, expires_at, not_before, issued_at)?;
 
-        let missing: Vec<String> = required_scopes.iter().filter(|s| !scopes.contains(s)).cloned().collect();
+        let missing: Vec<String> = required_scopes
+            .iter()
+            .filter(|s| !scopes.contains(s))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             return Err(ClaimError::InsufficientScope { missing });
         }
 
-        Ok(ValidClaims { subject, scopes, issuer, expires_at, issued_at, token_id })
+        Ok(ValidClaims {
+            subject,
+            scopes,
+            issuer,
+            expires_at,
+            issued_at,
+            token_id,
+        })
     }
 
     fn check_times(&self, now: i64, exp: i64, nbf: Option<i64>, iat: Option<i64>) -> Result<(), ClaimError> {

@@ -171,7 +171,11 @@ impl<'a> CompactJwe<'a> {
             return Err(FormatError::CiphertextLength);
         }
 
-        Ok(CompactJwe { text, header, encrypted_key_len })
+        Ok(CompactJwe {
+            text,
+            header,
+            encrypted_key_len,
+        })
     }
 }
 
@@ -191,7 +195,11 @@ impl<'a> CompactJws<'a> {
         };
         decoded_len(segments[1], 1)?;
         let signature_len = decoded_len(segments[2], 2)?;
-        Ok(CompactJws { text, header, signature_len })
+        Ok(CompactJws {
+            text,
+            header,
+            signature_len,
+        })
     }
 }
 
@@ -236,7 +244,11 @@ fn expect_len(segment: &'static str, actual: usize, expected: usize) -> Result<(
     if actual == expected {
         Ok(())
     } else {
-        Err(FormatError::SegmentLength { segment, actual, expected })
+        Err(FormatError::SegmentLength {
+            segment,
+            actual,
+            expected,
+        })
     }
 }
 
@@ -247,15 +259,10 @@ fn check_members(header: &Map<String, Value>, allowed: &[&str]) -> Result<(), Fo
     }
 }
 
-fn string_member<'h>(
-    header: &'h Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'h str>, FormatError> {
+fn string_member<'h>(header: &'h Map<String, Value>, name: &'static str) -> Result<Option<&'h str>, FormatError> {
     match header.get(name) {
         None => Ok(None),
-        Some(Value::String(value)) if !value.is_empty() && value.len() <= MAX_HEADER_STRING_BYTES => {
-            Ok(Some(value))
-        }
+        Some(Value::String(value)) if !value.is_empty() && value.len() <= MAX_HEADER_STRING_BYTES => Ok(Some(value)),
         Some(_) => Err(FormatError::MemberInvalid(name)),
     }
 }
@@ -282,7 +289,13 @@ fn parse_jwe_header(header: Map<String, Value>) -> Result<JweHeader, FormatError
         check_party_info(&header, name, alg.uses_epk())?;
     }
 
-    Ok(JweHeader { alg, enc, kid, cty, epk_curve })
+    Ok(JweHeader {
+        alg,
+        enc,
+        kid,
+        cty,
+        epk_curve,
+    })
 }
 
 /// Checks an ephemeral public key: known members only, a supported curve and
@@ -298,7 +311,9 @@ fn parse_epk(epk: &Map<String, Value>) -> Result<Curve, FormatError> {
 
     let coordinate = |name: &str| -> Result<usize, FormatError> {
         let text = epk.get(name).and_then(Value::as_str).ok_or(invalid.clone())?;
-        Base64UrlUnpadded::decode_vec(text).map(|bytes| bytes.len()).map_err(|_| invalid.clone())
+        Base64UrlUnpadded::decode_vec(text)
+            .map(|bytes| bytes.len())
+            .map_err(|_| invalid.clone())
     };
     if coordinate("x")? != curve.coordinate_len() {
         return Err(invalid);

@@ -13,11 +13,11 @@ use serde::Deserialize;
 
 use crate::{
     alg::{ContentEnc, KeyAlg},
+    audit::Destination,
+    callers::CallerRule,
     claims::{ClaimsPolicy, MAX_LEEWAY_SECONDS},
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Policy, UnsignedTokens},
-    audit::Destination,
-    callers::CallerRule,
     service::{AuditFailure, Limits},
 };
 
@@ -241,7 +241,10 @@ impl FileConfig {
     ///
     /// Returns [`ConfigError::Read`] or [`ConfigError::Syntax`].
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -251,7 +254,10 @@ impl FileConfig {
     ///
     /// Returns [`ConfigError::Syntax`].
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|err| ConfigError::Syntax { path: path.into(), message: err.to_string() })
+        toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: path.into(),
+            message: err.to_string(),
+        })
     }
 }
 
@@ -269,22 +275,39 @@ impl Config {
         let tokens = file.tokens;
         let audit = file.audit;
         if file.callers.iter().any(|rule| !rule.has_identity()) {
-            return Err(invalid("callers", "every [[callers]] rule needs uid, certificate_uri or certificate_subject"));
+            return Err(invalid(
+                "callers",
+                "every [[callers]] rule needs uid, certificate_uri or certificate_subject",
+            ));
         }
         let callers = file.callers;
         let limits = build_limits(&server)?;
         let ops_listen = match server.ops_listen.as_deref() {
             None | Some("") => None,
-            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| invalid("server.ops_listen", "expected ip:port, such as 127.0.0.1:9090"))?),
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| invalid("server.ops_listen", "expected ip:port, such as 127.0.0.1:9090"))?,
+            ),
         };
         let admin_socket = server.admin_socket.clone().filter(|path| !path.as_os_str().is_empty());
-        let tls = match (server.tls_cert.clone(), server.tls_key.clone(), server.tls_client_ca.clone()) {
+        let tls = match (
+            server.tls_cert.clone(),
+            server.tls_key.clone(),
+            server.tls_client_ca.clone(),
+        ) {
             (None, None, None) => None,
             (Some(cert), Some(key), Some(client_ca)) => Some(TlsFiles { cert, key, client_ca }),
-            _ => return Err(invalid("server.tls_cert", "set server.tls_cert, server.tls_key and server.tls_client_ca together (mTLS)")),
+            _ => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "set server.tls_cert, server.tls_key and server.tls_client_ca together (mTLS)",
+                ));
+            }
         };
         let admin_uids = match &server.admin_uids {
-            Some(uids) if uids.is_empty() => return Err(invalid("server.admin_uids", "must list at least one user id")),
+            Some(uids) if uids.is_empty() => {
+                return Err(invalid("server.admin_uids", "must list at least one user id"));
+            }
             Some(uids) => uids.clone(),
             None => own_uid().into_iter().collect(),
         };
@@ -299,21 +322,29 @@ impl Config {
             None => None,
             Some(text) if text.is_empty() => None,
             Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
-                invalid("server.tcp_listen", "expected host:port with a numeric IP, such as 127.0.0.1:50051")
+                invalid(
+                    "server.tcp_listen",
+                    "expected host:port with a numeric IP, such as 127.0.0.1:50051",
+                )
             })?),
         };
         if unix_socket.is_none() && tcp_listen.is_none() {
-            return Err(invalid("server.unix_socket", "no listener: set a Unix socket path or server.tcp_listen"));
+            return Err(invalid(
+                "server.unix_socket",
+                "no listener: set a Unix socket path or server.tcp_listen",
+            ));
         }
         let grace = server.shutdown_grace_seconds.unwrap_or(10);
         if grace > 300 {
             return Err(invalid("server.shutdown_grace_seconds", "must be at most 300"));
         }
 
-        let private_keys = overrides
-            .private_keys
-            .or(keys.private_keys)
-            .ok_or_else(|| invalid("keys.private_keys", "is required: the private JWK Set file (flag --private-keys, env JWED_PRIVATE_KEYS)"))?;
+        let private_keys = overrides.private_keys.or(keys.private_keys).ok_or_else(|| {
+            invalid(
+                "keys.private_keys",
+                "is required: the private JWK Set file (flag --private-keys, env JWED_PRIVATE_KEYS)",
+            )
+        })?;
         let issuer_keys = overrides.issuer_keys.or(keys.issuer_keys);
         let revocations = overrides.revocations.or(keys.revocations);
         let reload_ms = keys.reload_interval_ms.unwrap_or(2000);
@@ -344,7 +375,10 @@ impl Config {
             Some(_) => return Err(invalid("audit.on_failure", "expected fail-closed or fail-open")),
         };
         if policy.unsigned == UnsignedTokens::Reject && issuer_keys.is_none() {
-            return Err(invalid("keys.issuer_keys", "is missing: set it to the issuer's public JWK Set file, which verifies the signed JWT inside each token (or set tokens.unsigned to accept unsigned tokens)"));
+            return Err(invalid(
+                "keys.issuer_keys",
+                "is missing: set it to the issuer's public JWK Set file, which verifies the signed JWT inside each token (or set tokens.unsigned to accept unsigned tokens)",
+            ));
         }
 
         Ok(Config {
@@ -371,7 +405,10 @@ impl Config {
 }
 
 fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { setting, reason: reason.into() }
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
 }
 
 /// The user id this process runs as, which may use the admin socket by
@@ -388,30 +425,49 @@ fn build_limits(server: &ServerSection) -> Result<Limits, ConfigError> {
     if !(1..=1024).contains(&max_concurrent) {
         return Err(invalid("server.max_concurrent_decrypts", "must be between 1 and 1024"));
     }
-    let max_pending = server.max_pending_decrypts.unwrap_or(defaults.max_pending.max(max_concurrent));
+    let max_pending = server
+        .max_pending_decrypts
+        .unwrap_or(defaults.max_pending.max(max_concurrent));
     if max_pending < max_concurrent || max_pending > 65_536 {
-        return Err(invalid("server.max_pending_decrypts", "must be at least server.max_concurrent_decrypts and at most 65536"));
+        return Err(invalid(
+            "server.max_pending_decrypts",
+            "must be at least server.max_concurrent_decrypts and at most 65536",
+        ));
     }
     let call_timeout_ms = server.call_timeout_ms.unwrap_or(2000);
     if !(10..=60_000).contains(&call_timeout_ms) {
         return Err(invalid("server.call_timeout_ms", "must be between 10 and 60000"));
     }
-    Ok(Limits { max_concurrent, max_pending, call_timeout: Duration::from_millis(call_timeout_ms) })
+    Ok(Limits {
+        max_concurrent,
+        max_pending,
+        call_timeout: Duration::from_millis(call_timeout_ms),
+    })
 }
 
 fn parse_pins(pins: HashMap<String, String>) -> Result<HashMap<String, KeyAlg>, ConfigError> {
     pins.into_iter()
         .map(|(kid, name)| match name.parse::<KeyAlg>() {
             Ok(alg) => Ok((kid, alg)),
-            Err(_) => Err(invalid("keys.algorithms", format!("{name:?} for key {kid:?} is not a supported algorithm"))),
+            Err(_) => Err(invalid(
+                "keys.algorithms",
+                format!("{name:?} for key {kid:?} is not a supported algorithm"),
+            )),
         })
         .collect()
 }
 
-fn build_policy(tokens: TokensSection, issuer: Option<String>, audiences: Option<Vec<String>>) -> Result<Policy, ConfigError> {
+fn build_policy(
+    tokens: TokensSection,
+    issuer: Option<String>,
+    audiences: Option<Vec<String>>,
+) -> Result<Policy, ConfigError> {
     let max_token_bytes = tokens.max_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
     if !(256..=MAX_TOKEN_BYTES_LIMIT).contains(&max_token_bytes) {
-        return Err(invalid("tokens.max_bytes", format!("must be between 256 and {MAX_TOKEN_BYTES_LIMIT}")));
+        return Err(invalid(
+            "tokens.max_bytes",
+            format!("must be between 256 and {MAX_TOKEN_BYTES_LIMIT}"),
+        ));
     }
 
     let content_encryption = match tokens.content_encryption {
@@ -424,12 +480,17 @@ fn build_policy(tokens: TokensSection, issuer: Option<String>, audiences: Option
     };
     let unsigned = match tokens.unsigned.as_deref() {
         None => UnsignedTokens::Reject,
-        Some(value) => value.parse().map_err(|reason: String| invalid("tokens.unsigned", reason))?,
+        Some(value) => value
+            .parse()
+            .map_err(|reason: String| invalid("tokens.unsigned", reason))?,
     };
 
     let leeway_seconds = tokens.leeway_seconds.unwrap_or(30);
     if leeway_seconds > MAX_LEEWAY_SECONDS {
-        return Err(invalid("tokens.leeway_seconds", format!("must be at most {MAX_LEEWAY_SECONDS}")));
+        return Err(invalid(
+            "tokens.leeway_seconds",
+            format!("must be at most {MAX_LEEWAY_SECONDS}"),
+        ));
     }
     let max_lifetime_seconds = match tokens.max_lifetime_seconds.unwrap_or(3600) {
         0 => None,
@@ -445,7 +506,12 @@ fn build_policy(tokens: TokensSection, issuer: Option<String>, audiences: Option
         max_token_bytes,
         content_encryption,
         unsigned,
-        claims: ClaimsPolicy { issuer, audiences, leeway_seconds, max_lifetime_seconds },
+        claims: ClaimsPolicy {
+            issuer,
+            audiences,
+            leeway_seconds,
+            max_lifetime_seconds,
+        },
     })
 }
 
@@ -495,12 +561,21 @@ mod tests {
         let cases = [
             ("[tokens]\nleeway_seconds = 301\n", "tokens.leeway_seconds"),
             ("[tokens]\nmax_bytes = 10\n", "tokens.max_bytes"),
-            ("[tokens]\ncontent_encryption = [\"A128CBC\"]\n", "tokens.content_encryption"),
+            (
+                "[tokens]\ncontent_encryption = [\"A128CBC\"]\n",
+                "tokens.content_encryption",
+            ),
             ("[tokens]\nunsigned = \"yes\"\n", "tokens.unsigned"),
             ("[server]\ntcp_listen = \"localhost\"\n", "server.tcp_listen"),
             ("[keys.algorithms]\nk1 = \"RSA1_5\"\n", "keys.algorithms"),
-            ("[server]\nmax_concurrent_decrypts = 0\n", "server.max_concurrent_decrypts"),
-            ("[server]\nmax_concurrent_decrypts = 8\nmax_pending_decrypts = 4\n", "server.max_pending_decrypts"),
+            (
+                "[server]\nmax_concurrent_decrypts = 0\n",
+                "server.max_concurrent_decrypts",
+            ),
+            (
+                "[server]\nmax_concurrent_decrypts = 8\nmax_pending_decrypts = 4\n",
+                "server.max_pending_decrypts",
+            ),
             ("[server]\ncall_timeout_ms = 5\n", "server.call_timeout_ms"),
         ];
         for (extra, setting) in cases {

@@ -276,10 +276,17 @@ impl Decrypter {
 
         let claims = json::parse_object(&claims_bytes).map_err(|_| InvalidToken::ClaimsNotJson)?;
         let claims_json = String::from_utf8(claims_bytes.to_vec()).map_err(|_| InvalidToken::ClaimsNotJson)?;
-        info.subject = claims.get("sub").or_else(|| claims.get("id")).and_then(Value::as_str).map(str::to_owned);
+        info.subject = claims
+            .get("sub")
+            .or_else(|| claims.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         info.token_id = claims.get("jti").and_then(Value::as_str).map(str::to_owned);
 
-        let valid = self.policy.claims.validate(&claims, now, &audiences, request.required_scopes)?;
+        let valid = self
+            .policy
+            .claims
+            .validate(&claims, now, &audiences, request.required_scopes)?;
         Ok(Decrypted {
             claims_json,
             claims,
@@ -315,7 +322,8 @@ impl Decrypter {
         check_fit(&jwe, key)?;
 
         let plaintext = match key.rsa_private_key() {
-            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text).map_err(|_| InvalidToken::DecryptionFailed)?,
+            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text)
+                .map_err(|_| InvalidToken::DecryptionFailed)?,
             None => {
                 let (plaintext, _) = josekit::jwe::deserialize_compact(jwe.text, key.decrypter())
                     .map_err(|_| InvalidToken::DecryptionFailed)?;
@@ -324,10 +332,15 @@ impl Decrypter {
         };
         // RFC 7515 section 4.1.10: media types compare case-insensitively and
         // the "application/" prefix may be left out.
-        let nested_jwt = header.cty.as_deref().is_some_and(|cty| {
-            cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/JWT")
-        });
-        Ok(Opened { plaintext, key, nested_jwt })
+        let nested_jwt = header
+            .cty
+            .as_deref()
+            .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT") || cty.eq_ignore_ascii_case("application/JWT"));
+        Ok(Opened {
+            plaintext,
+            key,
+            nested_jwt,
+        })
     }
 
     fn select_key(&self, jwe: &CompactJwe<'_>) -> Result<&DecryptionKey, InvalidToken> {
@@ -350,7 +363,10 @@ impl Decrypter {
             }
         };
         if key.alg() != header.alg {
-            return Err(InvalidToken::AlgorithmMismatch { header: header.alg, pinned: key.alg() });
+            return Err(InvalidToken::AlgorithmMismatch {
+                header: header.alg,
+                pinned: key.alg(),
+            });
         }
         Ok(key)
     }
@@ -364,9 +380,14 @@ impl Decrypter {
     }
 
     /// Verifies the nested JWS and returns its payload and the issuer key id.
-    fn verify_nested(&self, plaintext: &[u8], info: &mut TokenInfo) -> Result<(Zeroizing<Vec<u8>>, String), InvalidToken> {
+    fn verify_nested(
+        &self,
+        plaintext: &[u8],
+        info: &mut TokenInfo,
+    ) -> Result<(Zeroizing<Vec<u8>>, String), InvalidToken> {
         let issuers = self.issuers.as_ref().ok_or(InvalidToken::UnknownIssuerKey)?;
-        let text = std::str::from_utf8(plaintext).map_err(|_| InvalidToken::NestedFormat(FormatError::Base64 { index: 0 }))?;
+        let text =
+            std::str::from_utf8(plaintext).map_err(|_| InvalidToken::NestedFormat(FormatError::Base64 { index: 0 }))?;
         let jws = CompactJws::parse(text, self.policy.max_token_bytes).map_err(InvalidToken::NestedFormat)?;
         info.signing_alg = Some(jws.header.alg);
 
@@ -382,7 +403,10 @@ impl Decrypter {
         };
         info.signing_kid = Some(key.kid().to_owned());
         if key.alg() != jws.header.alg {
-            return Err(InvalidToken::SignatureAlgorithmMismatch { header: jws.header.alg, pinned: key.alg() });
+            return Err(InvalidToken::SignatureAlgorithmMismatch {
+                header: jws.header.alg,
+                pinned: key.alg(),
+            });
         }
         if jws.signature_len != key.signature_len() {
             return Err(InvalidToken::BadSignature);
@@ -397,15 +421,15 @@ impl Decrypter {
 /// Checks the parts of a token that depend on the selected key.
 fn check_fit(jwe: &CompactJwe<'_>, key: &DecryptionKey) -> Result<(), InvalidToken> {
     match key.kind() {
-        KeyKind::Rsa { modulus_len } if jwe.encrypted_key_len != modulus_len => {
-            Err(InvalidToken::KeyMismatch("encrypted key length differs from the RSA modulus length"))
-        }
+        KeyKind::Rsa { modulus_len } if jwe.encrypted_key_len != modulus_len => Err(InvalidToken::KeyMismatch(
+            "encrypted key length differs from the RSA modulus length",
+        )),
         KeyKind::Ec(curve) if jwe.header.epk_curve != Some(curve) => {
             Err(InvalidToken::KeyMismatch("epk curve differs from the key's curve"))
         }
-        KeyKind::Oct { .. } if !key.fits_enc(jwe.header.enc) => {
-            Err(InvalidToken::KeyMismatch("dir key length differs from the content key length"))
-        }
+        KeyKind::Oct { .. } if !key.fits_enc(jwe.header.enc) => Err(InvalidToken::KeyMismatch(
+            "dir key length differs from the content key length",
+        )),
         _ => Ok(()),
     }
 }
@@ -416,7 +440,9 @@ fn check_request(request: &Request<'_>) -> Result<(), DecryptError> {
     }
     let too_long = |s: &str| s.is_empty() || s.len() > MAX_REQUEST_STRING_BYTES;
     if request.required_scopes.iter().any(|s| too_long(s)) || request.audience.is_some_and(too_long) {
-        return Err(DecryptError::BadRequest("a required scope or the audience is empty or longer than 256 bytes"));
+        return Err(DecryptError::BadRequest(
+            "a required scope or the audience is empty or longer than 256 bytes",
+        ));
     }
     Ok(())
 }

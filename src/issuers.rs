@@ -66,7 +66,12 @@ impl VerifyingKey {
             SigAlg::EdDSA => Box::new(jws::EdDSA.verifier_from_jwk(&josekit_jwk).map_err(rejected)?),
         };
 
-        Ok(VerifyingKey { kid, alg, signature_len, verifier })
+        Ok(VerifyingKey {
+            kid,
+            alg,
+            signature_len,
+            verifier,
+        })
     }
 
     /// The key id.
@@ -92,7 +97,10 @@ impl VerifyingKey {
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyingKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,9 +123,16 @@ impl IssuerKeys {
     ///
     /// See [`IssuerKeys::load`].
     pub fn from_raw(raw: &RawJwkSet, origin: &str) -> Result<Self, JwkError> {
-        let key_error = |kid: String, reason: String| JwkError::Key { path: origin.to_owned(), kid, reason };
+        let key_error = |kid: String, reason: String| JwkError::Key {
+            path: origin.to_owned(),
+            kid,
+            reason,
+        };
         if raw.keys.len() > MAX_KEYS {
-            return Err(key_error("(all)".into(), format!("the set has more than {MAX_KEYS} keys")));
+            return Err(key_error(
+                "(all)".into(),
+                format!("the set has more than {MAX_KEYS} keys"),
+            ));
         }
 
         let mut keys = Vec::with_capacity(raw.keys.len());
@@ -153,14 +168,21 @@ impl fmt::Debug for IssuerKeys {
 fn pinned_alg(raw: &RawJwk) -> Result<SigAlg, String> {
     let declared = match raw.alg.as_deref() {
         None => None,
-        Some(name) => Some(name.parse::<SigAlg>().map_err(|_| format!("algorithm {name:?} is not accepted for issuer signatures"))?),
+        Some(name) => Some(
+            name.parse::<SigAlg>()
+                .map_err(|_| format!("algorithm {name:?} is not accepted for issuer signatures"))?,
+        ),
     };
     let implied = match (raw.kty.as_str(), raw.crv.as_deref()) {
         ("RSA", _) => None,
         ("EC", Some("P-256")) => Some(SigAlg::ES256),
         ("EC", Some("P-384")) => Some(SigAlg::ES384),
         ("OKP", Some("Ed25519")) => Some(SigAlg::EdDSA),
-        (kty, crv) => return Err(format!("key type {kty:?} with curve {crv:?} is not supported for signatures")),
+        (kty, crv) => {
+            return Err(format!(
+                "key type {kty:?} with curve {crv:?} is not supported for signatures"
+            ));
+        }
     };
     match (declared, implied) {
         (Some(declared), Some(implied)) if declared != implied => {
@@ -180,7 +202,9 @@ fn signature_len(raw: &RawJwk, alg: SigAlg) -> Result<usize, String> {
             let significant = n.iter().skip_while(|&&byte| byte == 0).count();
             let bits = (significant * 8) as u32;
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-                return Err(format!("RSA modulus of about {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"));
+                return Err(format!(
+                    "RSA modulus of about {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+                ));
             }
             Ok(significant)
         }

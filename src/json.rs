@@ -28,7 +28,11 @@ pub const MAX_VALUES: usize = 1024;
 pub fn parse_strict(input: &[u8]) -> Result<Value, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(input);
     let budget = Cell::new(MAX_VALUES);
-    let value = StrictSeed { depth: 0, budget: &budget }.deserialize(&mut deserializer)?;
+    let value = StrictSeed {
+        depth: 0,
+        budget: &budget,
+    }
+    .deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
 }
@@ -105,7 +109,10 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let depth = self.nested::<A::Error>()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(StrictSeed { depth, budget: self.budget })? {
+        while let Some(item) = seq.next_element_seed(StrictSeed {
+            depth,
+            budget: self.budget,
+        })? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -118,7 +125,10 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
             if map.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("duplicate member {key:?}")));
             }
-            let value = access.next_value_seed(StrictSeed { depth, budget: self.budget })?;
+            let value = access.next_value_seed(StrictSeed {
+                depth,
+                budget: self.budget,
+            })?;
             map.insert(key, value);
         }
         Ok(Value::Object(map))

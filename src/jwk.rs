@@ -135,16 +135,24 @@ impl RawJwkSet {
     /// not a JWK Set with at least one key.
     pub fn read(path: &Path) -> Result<Self, JwkError> {
         let shown = path.display().to_string();
-        let read_error = |source| JwkError::Read { path: shown.clone(), source };
+        let read_error = |source| JwkError::Read {
+            path: shown.clone(),
+            source,
+        };
 
         let file = fs::File::open(path).map_err(read_error)?;
         let mut bytes = Zeroizing::new(Vec::new());
-        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
         if bytes.is_empty() {
             return Err(JwkError::Empty { path: shown });
         }
         if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(JwkError::TooLarge { path: shown, max: MAX_FILE_BYTES });
+            return Err(JwkError::TooLarge {
+                path: shown,
+                max: MAX_FILE_BYTES,
+            });
         }
 
         Self::parse(&bytes, &shown)
@@ -156,10 +164,14 @@ impl RawJwkSet {
     ///
     /// Returns [`JwkError::Syntax`] or [`JwkError::NoKeys`].
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Self, JwkError> {
-        let set: RawJwkSet =
-            serde_json::from_slice(bytes).map_err(|err| JwkError::Syntax { path: origin.to_owned(), reason: describe(&err) })?;
+        let set: RawJwkSet = serde_json::from_slice(bytes).map_err(|err| JwkError::Syntax {
+            path: origin.to_owned(),
+            reason: describe(&err),
+        })?;
         if set.keys.is_empty() {
-            return Err(JwkError::NoKeys { path: origin.to_owned() });
+            return Err(JwkError::NoKeys {
+                path: origin.to_owned(),
+            });
         }
         Ok(set)
     }
@@ -170,7 +182,9 @@ impl RawJwkSet {
 impl RawJwk {
     /// Whether any private member is present.
     pub fn has_private_members(&self) -> bool {
-        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.k].iter().any(|m| m.is_some())
+        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.k]
+            .iter()
+            .any(|m| m.is_some())
     }
 
     /// The public members as a JSON object, suitable for publishing.
@@ -202,7 +216,9 @@ impl RawJwk {
 /// no value.
 fn describe(err: &serde_json::Error) -> String {
     let text = err.to_string();
-    let names_a_member = ["unknown field", "missing field", "duplicate field"].iter().any(|start| text.starts_with(start));
+    let names_a_member = ["unknown field", "missing field", "duplicate field"]
+        .iter()
+        .any(|start| text.starts_with(start));
     if names_a_member {
         return text;
     }

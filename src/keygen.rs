@@ -66,7 +66,9 @@ impl KeySpec {
         if let Ok(alg) = name.parse::<SigAlg>() {
             return Ok(KeySpec::Signing(alg));
         }
-        Err(KeygenError::Options(format!("algorithm {name:?} is not supported; use RSA-OAEP-256, ECDH-ES, dir, A256KW, ES256, EdDSA and the like")))
+        Err(KeygenError::Options(format!(
+            "algorithm {name:?} is not supported; use RSA-OAEP-256, ECDH-ES, dir, A256KW, ES256, EdDSA and the like"
+        )))
     }
 }
 
@@ -121,8 +123,16 @@ pub fn jwk_set_text(members: &[&str]) -> Zeroizing<String> {
 ///
 /// Returns [`KeygenError::Write`]; an existing file is never overwritten.
 pub fn write_private_file(path: &Path, text: &str) -> Result<(), KeygenError> {
-    let write_error = |source| KeygenError::Write { path: path.display().to_string(), source };
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(write_error)?;
+    let write_error = |source| KeygenError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(write_error)?;
     file.write_all(text.as_bytes()).map_err(write_error)
 }
 
@@ -133,9 +143,16 @@ pub fn write_private_file(path: &Path, text: &str) -> Result<(), KeygenError> {
 /// Returns [`KeygenError::Write`]; an existing file is never overwritten,
 /// because it may hold the key issuers encrypt to.
 pub fn write_public_file(path: &Path, keys: Vec<Value>) -> Result<(), KeygenError> {
-    let write_error = |source| KeygenError::Write { path: path.display().to_string(), source };
+    let write_error = |source| KeygenError::Write {
+        path: path.display().to_string(),
+        source,
+    };
     let text = serde_json::to_string_pretty(&json!({ "keys": keys })).unwrap_or_default() + "\n";
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(write_error)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(write_error)?;
     file.write_all(text.as_bytes()).map_err(write_error)
 }
 
@@ -162,13 +179,20 @@ fn rsa_jwk(bits: u32) -> Result<Map<String, Value>, KeygenError> {
     jwk.insert("kty".into(), "RSA".into());
     jwk.insert("n".into(), b64(&rsa.n().to_vec()));
     jwk.insert("e".into(), b64(&rsa.e().to_vec()));
-    let private = [("d", rsa.d()), ("p", rsa.p().ok_or_else(missing)?), ("q", rsa.q().ok_or_else(missing)?)];
+    let private = [
+        ("d", rsa.d()),
+        ("p", rsa.p().ok_or_else(missing)?),
+        ("q", rsa.q().ok_or_else(missing)?),
+    ];
     for (name, value) in private {
         jwk.insert(name.into(), b64_secret(&Zeroizing::new(value.to_vec())));
     }
     let crt = [("dp", rsa.dmp1()), ("dq", rsa.dmq1()), ("qi", rsa.iqmp())];
     for (name, value) in crt {
-        jwk.insert(name.into(), b64_secret(&Zeroizing::new(value.ok_or_else(missing)?.to_vec())));
+        jwk.insert(
+            name.into(),
+            b64_secret(&Zeroizing::new(value.ok_or_else(missing)?.to_vec())),
+        );
     }
     Ok(jwk)
 }
@@ -220,7 +244,9 @@ fn decryption_jwk(alg: KeyAlg, curve: &str, bits: u32, size: usize) -> Result<Ma
             "P-384" => ec_jwk(Nid::SECP384R1, curve, 48),
             "P-521" => ec_jwk(Nid::SECP521R1, curve, 66),
             "X25519" => okp_jwk(PKey::generate_x25519()?, curve),
-            other => Err(KeygenError::Options(format!("curve {other:?} is not supported; use P-256, P-384, P-521 or X25519"))),
+            other => Err(KeygenError::Options(format!(
+                "curve {other:?} is not supported; use P-256, P-384, P-521 or X25519"
+            ))),
         },
         KeyAlg::Dir => match size {
             16 | 24 | 32 | 48 | 64 => oct_jwk(size),
@@ -258,7 +284,9 @@ mod tests {
         let keys: Vec<GeneratedKey> = specs
             .iter()
             .enumerate()
-            .map(|(i, (alg, crv))| GeneratedKey::generate(KeySpec::Decryption(*alg), &format!("k{i}"), crv, 2048, 32).unwrap())
+            .map(|(i, (alg, crv))| {
+                GeneratedKey::generate(KeySpec::Decryption(*alg), &format!("k{i}"), crv, 2048, 32).unwrap()
+            })
             .collect();
         let texts: Vec<&str> = keys.iter().map(GeneratedKey::expose_private_json).collect();
         let raw = RawJwkSet::parse(jwk_set_text(&texts).as_bytes(), "generated").unwrap();

@@ -129,7 +129,15 @@ impl DecryptionKey {
             public
         });
 
-        Ok(DecryptionKey { kid, alg, state, kind, decrypter, rsa, public_jwk })
+        Ok(DecryptionKey {
+            kid,
+            alg,
+            state,
+            kind,
+            decrypter,
+            rsa,
+            public_jwk,
+        })
     }
 
     /// The key id.
@@ -178,7 +186,10 @@ impl DecryptionKey {
 
     /// Encrypts a probe and decrypts it again, proving the key works.
     fn self_check(&self) -> Result<(), String> {
-        let enc = ContentEnc::ALL.into_iter().find(|&enc| self.fits_enc(enc)).ok_or("no content encryption fits")?;
+        let enc = ContentEnc::ALL
+            .into_iter()
+            .find(|&enc| self.fits_enc(enc))
+            .ok_or("no content encryption fits")?;
         let encrypter = self.probe_encrypter()?;
 
         let mut header = JweHeader::new();
@@ -186,8 +197,8 @@ impl DecryptionKey {
         let probe = b"jwed self-check";
         let token = jwe::serialize_compact(probe, &header, encrypter.as_ref())
             .map_err(|_| "encrypting the self-check probe failed")?;
-        let (plaintext, _) = jwe::deserialize_compact(&token, self.decrypter())
-            .map_err(|_| "decrypting the self-check probe failed")?;
+        let (plaintext, _) =
+            jwe::deserialize_compact(&token, self.decrypter()).map_err(|_| "decrypting the self-check probe failed")?;
         if plaintext.as_slice() != probe {
             return Err("the self-check probe decrypted to different bytes".into());
         }
@@ -239,9 +250,16 @@ impl KeySet {
     ///
     /// See [`KeySet::load`].
     pub fn from_raw(raw: &RawJwkSet, configured: &HashMap<String, KeyAlg>, origin: &str) -> Result<Self, JwkError> {
-        let key_error = |kid: String, reason: String| JwkError::Key { path: origin.to_owned(), kid, reason };
+        let key_error = |kid: String, reason: String| JwkError::Key {
+            path: origin.to_owned(),
+            kid,
+            reason,
+        };
         if raw.keys.len() > MAX_KEYS {
-            return Err(key_error("(all)".into(), format!("the set has more than {MAX_KEYS} keys")));
+            return Err(key_error(
+                "(all)".into(),
+                format!("the set has more than {MAX_KEYS} keys"),
+            ));
         }
 
         let mut keys = Vec::with_capacity(raw.keys.len());
@@ -257,7 +275,9 @@ impl KeySet {
         }
 
         if raw.keys.is_empty() {
-            return Err(JwkError::NoKeys { path: origin.to_owned() });
+            return Err(JwkError::NoKeys {
+                path: origin.to_owned(),
+            });
         }
         Ok(KeySet { keys, by_kid })
     }
@@ -289,9 +309,14 @@ impl KeySet {
     /// symmetric keys are left out.
     pub fn public_jwk_set(&self) -> Value {
         let in_state = |state: KeyState| {
-            self.keys.iter().filter(move |key| key.state == state).filter_map(|key| key.public_jwk.clone().map(Value::Object))
+            self.keys
+                .iter()
+                .filter(move |key| key.state == state)
+                .filter_map(|key| key.public_jwk.clone().map(Value::Object))
         };
-        let keys: Vec<Value> = in_state(KeyState::Current).chain(in_state(KeyState::Accepted)).collect();
+        let keys: Vec<Value> = in_state(KeyState::Current)
+            .chain(in_state(KeyState::Accepted))
+            .collect();
         serde_json::json!({ "keys": keys })
     }
 }
@@ -305,7 +330,10 @@ impl fmt::Debug for KeySet {
 fn pinned_alg(raw: &RawJwk, configured: Option<KeyAlg>) -> Result<KeyAlg, String> {
     let from_jwk = match raw.alg.as_deref() {
         None => None,
-        Some(name) => Some(name.parse::<KeyAlg>().map_err(|_| format!("algorithm {name:?} is not supported for decryption"))?),
+        Some(name) => Some(
+            name.parse::<KeyAlg>()
+                .map_err(|_| format!("algorithm {name:?} is not supported for decryption"))?,
+        ),
     };
     match (from_jwk, configured) {
         (Some(jwk), Some(config)) if jwk != config => {
@@ -321,7 +349,10 @@ fn check_usage(raw: &RawJwk) -> Result<(), String> {
         return Err("member use must be \"enc\" for a decryption key".into());
     }
     if let Some(ops) = &raw.key_ops {
-        if !ops.iter().any(|op| matches!(op.as_str(), "decrypt" | "unwrapKey" | "deriveKey" | "deriveBits")) {
+        if !ops
+            .iter()
+            .any(|op| matches!(op.as_str(), "decrypt" | "unwrapKey" | "deriveKey" | "deriveBits"))
+        {
             return Err("member key_ops does not allow decryption".into());
         }
     }
@@ -345,14 +376,23 @@ fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<Built, String> {
     let n = big_number(&jwk::decode_public(raw.n.as_ref(), "n")?, "n")?;
     let e = big_number(&jwk::decode_public(raw.e.as_ref(), "e")?, "e")?;
     let mut private = Vec::new();
-    for (value, name) in [(&raw.d, "d"), (&raw.p, "p"), (&raw.q, "q"), (&raw.dp, "dp"), (&raw.dq, "dq"), (&raw.qi, "qi")] {
+    for (value, name) in [
+        (&raw.d, "d"),
+        (&raw.p, "p"),
+        (&raw.q, "q"),
+        (&raw.dp, "dp"),
+        (&raw.dq, "dq"),
+        (&raw.qi, "qi"),
+    ] {
         private.push(big_number(&jwk::decode_private(value.as_ref(), name)?, name)?);
     }
     let [d, p, q, dp, dq, qi]: [BigNum; 6] = private.try_into().map_err(|_| "RSA members are incomplete")?;
 
     let bits = n.num_bits().unsigned_abs();
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(format!("RSA modulus has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"));
+        return Err(format!(
+            "RSA modulus has {bits} bits; {MIN_RSA_BITS} to {MAX_RSA_BITS} are accepted"
+        ));
     }
     let invalid = |_| "RSA members do not form a valid key".to_string();
     let rsa = RsaPrivateKeyBuilder::new(n, e, d)
@@ -367,7 +407,9 @@ fn build_rsa(raw: &RawJwk, alg: KeyAlg) -> Result<Built, String> {
     let modulus_len = rsa.size() as usize;
     let pkey = PKey::from_rsa(rsa).map_err(invalid)?;
     let der = Zeroizing::new(pkey.private_key_to_pkcs8().map_err(invalid)?);
-    let decrypter = algorithm.decrypter_from_der(der.as_slice()).map_err(|_| "josekit rejected the RSA key")?;
+    let decrypter = algorithm
+        .decrypter_from_der(der.as_slice())
+        .map_err(|_| "josekit rejected the RSA key")?;
     Ok((KeyKind::Rsa { modulus_len }, Box::new(decrypter), Some(pkey)))
 }
 
@@ -390,7 +432,10 @@ fn build_ec(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter>
     let d = jwk::decode_private(raw.d.as_ref(), "d")?;
     let x = jwk::decode_public(raw.x.as_ref(), "x")?;
     if d.len() != curve.coordinate_len() || x.len() != curve.coordinate_len() {
-        return Err(format!("members d and x must have {} bytes for {crv}", curve.coordinate_len()));
+        return Err(format!(
+            "members d and x must have {} bytes for {crv}",
+            curve.coordinate_len()
+        ));
     }
 
     let invalid = |_| "the private key does not match its public members".to_string();
@@ -411,10 +456,16 @@ fn build_ec(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter>
         let key = EcKey::from_private_components(&group, &d, public.public_key()).map_err(invalid)?;
         key.check_key().map_err(invalid)?;
         check_ec_public(&key, &public)?;
-        Zeroizing::new(PKey::from_ec_key(key).and_then(|key| key.private_key_to_pkcs8()).map_err(invalid)?)
+        Zeroizing::new(
+            PKey::from_ec_key(key)
+                .and_then(|key| key.private_key_to_pkcs8())
+                .map_err(invalid)?,
+        )
     };
 
-    let decrypter = ecdh_alg(alg).decrypter_from_der(der.as_slice()).map_err(|_| "josekit rejected the EC key")?;
+    let decrypter = ecdh_alg(alg)
+        .decrypter_from_der(der.as_slice())
+        .map_err(|_| "josekit rejected the EC key")?;
     Ok((KeyKind::Ec(curve), Box::new(decrypter)))
 }
 
@@ -425,7 +476,9 @@ fn check_ec_public(key: &EcKey<openssl::pkey::Private>, public: &EcKey<openssl::
     let group = key.group();
     let mut ctx = BigNumContext::new().map_err(|_| mismatch())?;
     let mut derived = openssl::ec::EcPoint::new(group).map_err(|_| mismatch())?;
-    derived.mul_generator2(group, key.private_key(), &mut ctx).map_err(|_| mismatch())?;
+    derived
+        .mul_generator2(group, key.private_key(), &mut ctx)
+        .map_err(|_| mismatch())?;
     match derived.eq(group, public.public_key(), &mut ctx) {
         Ok(true) => Ok(()),
         _ => Err(mismatch()),
@@ -444,9 +497,11 @@ fn build_oct(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter
     let k = jwk::decode_private(raw.k.as_ref(), "k")?;
     let len = k.len();
     let decrypter: Box<dyn JweDecrypter> = match alg {
-        KeyAlg::Dir if ContentEnc::ALL.iter().any(|enc| enc.key_len() == len) => {
-            Box::new(jwe::Dir.decrypter_from_bytes(k.as_slice()).map_err(|_| "josekit rejected the key")?)
-        }
+        KeyAlg::Dir if ContentEnc::ALL.iter().any(|enc| enc.key_len() == len) => Box::new(
+            jwe::Dir
+                .decrypter_from_bytes(k.as_slice())
+                .map_err(|_| "josekit rejected the key")?,
+        ),
         KeyAlg::Dir => return Err(format!("a dir key of {len} bytes fits no content encryption")),
         alg if alg.wrap_key_len() == Some(len) && alg.is_symmetric() => {
             let algorithm = match alg {
@@ -454,9 +509,18 @@ fn build_oct(raw: &RawJwk, alg: KeyAlg) -> Result<(KeyKind, Box<dyn JweDecrypter
                 KeyAlg::A192Kw => jwe::A192KW,
                 _ => jwe::A256KW,
             };
-            Box::new(algorithm.decrypter_from_bytes(k.as_slice()).map_err(|_| "josekit rejected the key")?)
+            Box::new(
+                algorithm
+                    .decrypter_from_bytes(k.as_slice())
+                    .map_err(|_| "josekit rejected the key")?,
+            )
         }
-        alg if alg.is_symmetric() => return Err(format!("{alg} needs a key of {} bytes, not {len}", alg.wrap_key_len().unwrap_or(0))),
+        alg if alg.is_symmetric() => {
+            return Err(format!(
+                "{alg} needs a key of {} bytes, not {len}",
+                alg.wrap_key_len().unwrap_or(0)
+            ));
+        }
         alg => return Err(format!("an oct key cannot be used with {alg}")),
     };
     Ok((KeyKind::Oct { len }, decrypter))

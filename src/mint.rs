@@ -61,11 +61,15 @@ impl Signer {
     ///
     /// Returns [`MintError::Key`] for a key josekit cannot sign with.
     pub fn from_jwk(jwk: Jwk) -> Result<Self, MintError> {
-        let kid = jwk.key_id().ok_or_else(|| MintError::Key("the signing key has no kid".into()))?.to_owned();
-        let alg: SigAlg = jwk
-            .algorithm()
-            .and_then(|name| name.parse().ok())
-            .ok_or_else(|| MintError::Key(format!("signing key {kid:?} needs alg RS256, PS256, ES256, ES384 or EdDSA")))?;
+        let kid = jwk
+            .key_id()
+            .ok_or_else(|| MintError::Key("the signing key has no kid".into()))?
+            .to_owned();
+        let alg: SigAlg = jwk.algorithm().and_then(|name| name.parse().ok()).ok_or_else(|| {
+            MintError::Key(format!(
+                "signing key {kid:?} needs alg RS256, PS256, ES256, ES384 or EdDSA"
+            ))
+        })?;
         let unusable = |_| MintError::Key(format!("signing key {kid:?} is not a valid private {alg} key"));
         let signer: Box<dyn JwsSigner> = match alg {
             SigAlg::RS256 => Box::new(jws::RS256.signer_from_jwk(&jwk).map_err(unusable)?),
@@ -97,7 +101,10 @@ impl Recipient {
     ///
     /// Returns [`MintError::Key`] for a key josekit cannot encrypt to.
     pub fn from_jwk(mut jwk: Jwk) -> Result<Self, MintError> {
-        let kid = jwk.key_id().ok_or_else(|| MintError::Key("the encryption key has no kid".into()))?.to_owned();
+        let kid = jwk
+            .key_id()
+            .ok_or_else(|| MintError::Key("the encryption key has no kid".into()))?
+            .to_owned();
         let alg: KeyAlg = match jwk.algorithm() {
             None => return Err(MintError::Key(format!("encryption key {kid:?} has no alg member"))),
             Some(name) => name.parse().map_err(|_| {
@@ -124,7 +131,11 @@ impl Recipient {
             KeyAlg::A192Kw => Box::new(jwe::A192KW.encrypter_from_jwk(&jwk).map_err(unusable)?),
             KeyAlg::A256Kw => Box::new(jwe::A256KW.encrypter_from_jwk(&jwk).map_err(unusable)?),
         };
-        Ok(Recipient { kid: Some(kid), alg, encrypter })
+        Ok(Recipient {
+            kid: Some(kid),
+            alg,
+            encrypter,
+        })
     }
 
     /// Leaves `kid` out of the tokens' headers, as some issuers do.
@@ -145,7 +156,12 @@ impl Recipient {
 /// # Errors
 ///
 /// Returns [`MintError::Crypto`] when josekit fails.
-pub fn mint(claims: &Map<String, Value>, signer: Option<&Signer>, recipient: &Recipient, enc: ContentEnc) -> Result<String, MintError> {
+pub fn mint(
+    claims: &Map<String, Value>,
+    signer: Option<&Signer>,
+    recipient: &Recipient,
+    enc: ContentEnc,
+) -> Result<String, MintError> {
     let claims_text = Zeroizing::new(serde_json::to_vec(claims).map_err(|_| MintError::Crypto("serialize"))?);
 
     let mut header = jwe::JweHeader::new();
@@ -182,7 +198,9 @@ fn pick(path: &Path, kid: Option<&str>) -> Result<Jwk, MintError> {
         Some(kid) => set.get(kid).into_iter().next(),
         None => set.keys().into_iter().next(),
     };
-    found.cloned().ok_or_else(|| unreadable(format!("no key {}", kid.unwrap_or("in the set"))))
+    found
+        .cloned()
+        .ok_or_else(|| unreadable(format!("no key {}", kid.unwrap_or("in the set"))))
 }
 
 fn without_member(jwk: &Jwk, name: &str) -> Result<Jwk, MintError> {

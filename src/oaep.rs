@@ -32,7 +32,12 @@ pub struct Failed;
 /// # Errors
 ///
 /// Returns [`Failed`] for any failure.
-pub fn decrypt(key: &PKey<Private>, alg: KeyAlg, content: ContentEnc, token: &str) -> Result<Zeroizing<Vec<u8>>, Failed> {
+pub fn decrypt(
+    key: &PKey<Private>,
+    alg: KeyAlg,
+    content: ContentEnc,
+    token: &str,
+) -> Result<Zeroizing<Vec<u8>>, Failed> {
     let segments: Vec<&str> = token.split('.').collect();
     let [header, encrypted_key, iv, ciphertext, tag] = segments.as_slice() else {
         return Err(Failed);

@@ -76,7 +76,8 @@ impl RevocationList {
     ///
     /// Returns serde_json's message, or the entry limit.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let list: RevocationList = serde_json::from_slice(bytes).map_err(|err| format!("not a valid revocation list: {err}"))?;
+        let list: RevocationList =
+            serde_json::from_slice(bytes).map_err(|err| format!("not a valid revocation list: {err}"))?;
         if list.len() > MAX_ENTRIES {
             return Err(format!("more than {MAX_ENTRIES} entries"));
         }
@@ -113,10 +114,19 @@ impl RevocationList {
         if self.keys.contains(&token.key_id) {
             return Err(RevokedBy::Key);
         }
-        if token.valid.token_id.as_ref().is_some_and(|jti| self.tokens.contains(jti)) {
+        if token
+            .valid
+            .token_id
+            .as_ref()
+            .is_some_and(|jti| self.tokens.contains(jti))
+        {
             return Err(RevokedBy::TokenId);
         }
-        let subject_before = token.valid.subject.as_ref().and_then(|subject| self.subjects.get(subject));
+        let subject_before = token
+            .valid
+            .subject
+            .as_ref()
+            .and_then(|subject| self.subjects.get(subject));
         if let Some(&before) = subject_before {
             if token.valid.issued_at.is_none_or(|iat| iat < before) {
                 return Err(RevokedBy::Subject);
@@ -143,7 +153,9 @@ pub(crate) fn read_limited(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
 
     let file = std::fs::File::open(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()));
     }

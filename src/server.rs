@@ -98,7 +98,18 @@ impl<D: Decrypt> BoundServer<D> {
             })?),
             None => None,
         };
-        Ok(BoundServer { unix, tcp, decrypter, limits, auditing, grace, keys: None, admin: None, tls: None, callers: Arc::default() })
+        Ok(BoundServer {
+            unix,
+            tcp,
+            decrypter,
+            limits,
+            auditing,
+            grace,
+            keys: None,
+            admin: None,
+            tls: None,
+            callers: Arc::default(),
+        })
     }
 
     /// Admits only the callers that `policy` names.
@@ -149,8 +160,11 @@ impl<D: Decrypt> BoundServer<D> {
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let max_message = self.decrypter.max_token_bytes() + REQUEST_OVERHEAD_BYTES;
-        let decryptor =
-            DecryptorServer::new(DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone()).with_callers(self.callers.clone())).max_decoding_message_size(max_message);
+        let decryptor = DecryptorServer::new(
+            DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())
+                .with_callers(self.callers.clone()),
+        )
+        .max_decoding_message_size(max_message);
 
         let keys = self.keys.map(KeysServer::new);
         let tcp_builder = match self.tls {
@@ -174,7 +188,11 @@ impl<D: Decrypt> BoundServer<D> {
         let audit_reporter = reporter.clone();
         let health_task = tokio::spawn(async move {
             while audit_health.changed().await.is_ok() {
-                let status = if *audit_health.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+                let status = if *audit_health.borrow_and_update() {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
                 audit_reporter.set_service_status("", status).await;
                 audit_reporter.set_service_status(SERVICE_NAME, status).await;
             }
@@ -208,9 +226,14 @@ impl<D: Decrypt> BoundServer<D> {
 
         shutdown.await;
         health_task.abort();
-        tracing::info!(grace_seconds = self.grace.as_secs(), "Shutting down: draining in-flight calls");
+        tracing::info!(
+            grace_seconds = self.grace.as_secs(),
+            "Shutting down: draining in-flight calls"
+        );
         reporter.set_service_status("", ServingStatus::NotServing).await;
-        reporter.set_service_status(SERVICE_NAME, ServingStatus::NotServing).await;
+        reporter
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
         let _ = stop_tx.send(true);
 
         let drained = tokio::time::timeout(self.grace, async {
@@ -233,7 +256,10 @@ impl<D: Decrypt> BoundServer<D> {
                 result
             }
             Err(_) => {
-                tracing::warn!(grace_seconds = self.grace.as_secs(), "Drain did not finish within the grace period");
+                tracing::warn!(
+                    grace_seconds = self.grace.as_secs(),
+                    "Drain did not finish within the grace period"
+                );
                 Ok(())
             }
         }
@@ -247,23 +273,35 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 fn reflection_error(error: tonic_reflection::server::Error) -> ServeError {
-    ServeError::Bind { address: "reflection".into(), source: io::Error::other(error.to_string()) }
+    ServeError::Bind {
+        address: "reflection".into(),
+        source: io::Error::other(error.to_string()),
+    }
 }
 
 fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
-    let bind_error = |source| ServeError::Bind { address: path.display().to_string(), source };
+    let bind_error = |source| ServeError::Bind {
+        address: path.display().to_string(),
+        source,
+    };
 
     match std::fs::symlink_metadata(path) {
         // A socket that still accepts connections belongs to a running
         // server; only a stale one, which refuses them, is replaced.
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(bind_error(io::Error::new(io::ErrorKind::AddrInUse, "another server is listening on this socket")));
+                return Err(bind_error(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another server is listening on this socket",
+                )));
             }
             std::fs::remove_file(path).map_err(bind_error)?;
         }
         Ok(_) => {
-            return Err(bind_error(io::Error::new(io::ErrorKind::AlreadyExists, "a file that is not a socket exists at this path")));
+            return Err(bind_error(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket exists at this path",
+            )));
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(bind_error(error)),

@@ -34,7 +34,8 @@ pub trait Decrypt: Send + Sync + 'static {
     /// # Errors
     ///
     /// Returns the [`DecryptError`] of a rejected request.
-    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError>;
+    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo)
+    -> Result<Decrypted, DecryptError>;
 
     /// Largest token accepted, in bytes, which sizes the gRPC message limit.
     fn max_token_bytes(&self) -> usize;
@@ -120,7 +121,11 @@ struct PendingSlot(Arc<AtomicUsize>);
 impl Default for Limits {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Limits { max_concurrent: cores * 2, max_pending: 256, call_timeout: Duration::from_secs(2) }
+        Limits {
+            max_concurrent: cores * 2,
+            max_pending: 256,
+            call_timeout: Duration::from_secs(2),
+        }
     }
 }
 
@@ -147,15 +152,26 @@ impl<D: Decrypt> DecryptorService<D> {
 
     /// Writes the record of a finished call; in fail-closed mode a failed
     /// write turns the reply into UNAVAILABLE.
-    fn finish(&self, guard: &mut AuditGuard, outcome: Outcome<'_>, reply: Result<Response<pb::DecryptResponse>, Status>) -> Result<Response<pb::DecryptResponse>, Status> {
+    fn finish(
+        &self,
+        guard: &mut AuditGuard,
+        outcome: Outcome<'_>,
+        reply: Result<Response<pb::DecryptResponse>, Status>,
+    ) -> Result<Response<pb::DecryptResponse>, Status> {
         match guard.write(&outcome) {
             Ok(()) => {
-                self.auditing.healthy.send_if_modified(|healthy| !std::mem::replace(healthy, true));
+                self.auditing
+                    .healthy
+                    .send_if_modified(|healthy| !std::mem::replace(healthy, true));
                 reply
             }
             Err(error) => match self.auditing.on_failure {
                 AuditFailure::FailClosed => {
-                    if self.auditing.healthy.send_if_modified(|healthy| std::mem::replace(healthy, false)) {
+                    if self
+                        .auditing
+                        .healthy
+                        .send_if_modified(|healthy| std::mem::replace(healthy, false))
+                    {
                         tracing::error!(error = %error, "Cannot write audit records; refusing to decrypt until they can be written");
                     }
                     Err(status::service_status(ServiceError::AuditUnavailable))
@@ -177,17 +193,36 @@ impl<D: Decrypt> DecryptorService<D> {
     }
 
     /// Applies the caller policy around [`DecryptorService::run`].
-    async fn admit_and_run(&self, message: pb::DecryptRequest, deadline: Duration, guard: &mut AuditGuard) -> Result<Decrypted, Rejection> {
-        let rule = self.callers.admit(&guard.caller, &message.audience).map_err(Rejection::Refused)?.cloned();
+    async fn admit_and_run(
+        &self,
+        message: pb::DecryptRequest,
+        deadline: Duration,
+        guard: &mut AuditGuard,
+    ) -> Result<Decrypted, Rejection> {
+        let rule = self
+            .callers
+            .admit(&guard.caller, &message.audience)
+            .map_err(Rejection::Refused)?
+            .cloned();
         let decrypted = self.run(message, deadline, guard).await?;
         callers::check_key(rule.as_ref(), &decrypted.key_id).map_err(Rejection::Refused)?;
         Ok(decrypted)
     }
 
-    async fn run(&self, message: pb::DecryptRequest, deadline: Duration, guard: &mut AuditGuard) -> Result<Decrypted, Rejection> {
+    async fn run(
+        &self,
+        message: pb::DecryptRequest,
+        deadline: Duration,
+        guard: &mut AuditGuard,
+    ) -> Result<Decrypted, Rejection> {
         let _slot = self.reserve().ok_or(Rejection::Service(ServiceError::Overloaded))?;
         let work = async {
-            let permit = self.running.clone().acquire_owned().await.map_err(|_| Rejection::Service(ServiceError::Overloaded))?;
+            let permit = self
+                .running
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Rejection::Service(ServiceError::Overloaded))?;
             let decrypter = self.decrypter.clone();
 
             // The private-key operation takes 0.1 to 1 ms of CPU: it runs on
@@ -221,13 +256,17 @@ impl<D: Decrypt> DecryptorService<D> {
                 Err(_) => Err(Rejection::Service(ServiceError::Panicked)),
             }
         };
-        tokio::time::timeout(deadline, work).await.unwrap_or(Err(Rejection::Service(ServiceError::DeadlineExceeded)))
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or(Err(Rejection::Service(ServiceError::DeadlineExceeded)))
     }
 }
 
 impl<D> std::fmt::Debug for DecryptorService<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecryptorService").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("DecryptorService")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -245,7 +284,8 @@ enum Rejection {
 impl<D: Decrypt> Decryptor for DecryptorService<D> {
     async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Result<Response<pb::DecryptResponse>, Status> {
         let caller = caller_of(&request);
-        let deadline = client_deadline(request.metadata()).map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout));
+        let deadline = client_deadline(request.metadata())
+            .map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout));
         let message = request.into_inner();
         let started = Instant::now();
         let mut guard = AuditGuard {
@@ -277,16 +317,31 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
             Err(Rejection::Refused(refusal)) => {
                 let status = status::service_status(ServiceError::CallerNotAllowed);
                 let code = status.code();
-                (Err(status), status::classify_service(ServiceError::CallerNotAllowed).1, refusal.to_string(), code)
+                (
+                    Err(status),
+                    status::classify_service(ServiceError::CallerNotAllowed).1,
+                    refusal.to_string(),
+                    code,
+                )
             }
         };
-        let outcome = Outcome { reason, cause, code, elapsed: started.elapsed() };
+        let outcome = Outcome {
+            reason,
+            cause,
+            code,
+            elapsed: started.elapsed(),
+        };
         self.finish(&mut guard, outcome, reply)
     }
 }
 
 impl Decrypt for Decrypter {
-    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError> {
+    fn decrypt(
+        &self,
+        request: decrypt::Request<'_>,
+        now: i64,
+        info: &mut TokenInfo,
+    ) -> Result<Decrypted, DecryptError> {
         Decrypter::decrypt(self, request, now, info)
     }
 
@@ -300,7 +355,14 @@ impl Decrypt for Decrypter {
 impl AuditGuard {
     fn write(&mut self, outcome: &Outcome<'_>) -> std::io::Result<()> {
         self.written = true;
-        let record = Record::new("jwed.v1.Decryptor/Decrypt", &self.caller, self.fingerprint.clone(), &self.info, &self.scopes, outcome);
+        let record = Record::new(
+            "jwed.v1.Decryptor/Decrypt",
+            &self.caller,
+            self.fingerprint.clone(),
+            &self.info,
+            &self.scopes,
+            outcome,
+        );
         self.log.write(record)
     }
 }
@@ -388,7 +450,9 @@ fn subject_text(name: &openssl::x509::X509NameRef) -> String {
 }
 
 fn unix_now() -> i64 {
-    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
     i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
@@ -415,7 +479,9 @@ fn to_response(decrypted: Decrypted) -> pb::DecryptResponse {
 /// Converts a JSON object to `google.protobuf.Struct`. Numbers become
 /// doubles, as the Struct type defines; `claims_json` keeps them exact.
 pub fn to_struct(map: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    prost_types::Struct { fields: map.into_iter().map(|(name, value)| (name, to_value(value))).collect() }
+    prost_types::Struct {
+        fields: map.into_iter().map(|(name, value)| (name, to_value(value))).collect(),
+    }
 }
 
 fn to_value(value: serde_json::Value) -> prost_types::Value {
@@ -427,7 +493,9 @@ fn to_value(value: serde_json::Value) -> prost_types::Value {
         Value::Bool(flag) => Kind::BoolValue(flag),
         Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or(f64::NAN)),
         Value::String(text) => Kind::StringValue(text),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue { values: items.into_iter().map(to_value).collect() }),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
         Value::Object(map) => Kind::StructValue(to_struct(map)),
     };
     prost_types::Value { kind: Some(kind) }

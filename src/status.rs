@@ -87,55 +87,96 @@ pub fn classify(error: &DecryptError) -> (Code, &'static str, &'static str) {
 
     match error {
         DecryptError::Invalid(_) => (Code::Unauthenticated, TOKEN_INVALID, "token is invalid"),
-        DecryptError::KeyRetired => (Code::Unauthenticated, KEY_RETIRED, "token key is retired; obtain a new token"),
-        DecryptError::Revoked(_) => (Code::Unauthenticated, TOKEN_REVOKED, "token is revoked; obtain a new token"),
-        DecryptError::BadRequest(_) => (Code::InvalidArgument, REQUEST_INVALID, "request is invalid: check required_scopes and audience"),
+        DecryptError::KeyRetired => (
+            Code::Unauthenticated,
+            KEY_RETIRED,
+            "token key is retired; obtain a new token",
+        ),
+        DecryptError::Revoked(_) => (
+            Code::Unauthenticated,
+            TOKEN_REVOKED,
+            "token is revoked; obtain a new token",
+        ),
+        DecryptError::BadRequest(_) => (
+            Code::InvalidArgument,
+            REQUEST_INVALID,
+            "request is invalid: check required_scopes and audience",
+        ),
         DecryptError::Claims(claim) => match claim {
             ClaimError::Expired => (Code::Unauthenticated, TOKEN_EXPIRED, "token has expired"),
             ClaimError::NotYetValid | ClaimError::IssuedInFuture => {
                 (Code::Unauthenticated, TOKEN_NOT_YET_VALID, "token is not valid yet")
             }
-            ClaimError::LifetimeTooLong { .. } => {
-                (Code::Unauthenticated, TOKEN_LIFETIME_TOO_LONG, "token lifetime exceeds the configured maximum")
-            }
-            ClaimError::Missing(_) | ClaimError::Malformed(_) => {
-                (Code::Unauthenticated, CLAIMS_INVALID, "token claims are missing or malformed")
-            }
+            ClaimError::LifetimeTooLong { .. } => (
+                Code::Unauthenticated,
+                TOKEN_LIFETIME_TOO_LONG,
+                "token lifetime exceeds the configured maximum",
+            ),
+            ClaimError::Missing(_) | ClaimError::Malformed(_) => (
+                Code::Unauthenticated,
+                CLAIMS_INVALID,
+                "token claims are missing or malformed",
+            ),
             ClaimError::IssuerMismatch => (Code::Unauthenticated, ISSUER_MISMATCH, "token issuer is not trusted"),
-            ClaimError::AudienceMismatch => {
-                (Code::Unauthenticated, AUDIENCE_MISMATCH, "token is not issued for this audience")
-            }
-            ClaimError::AudienceNotAllowed => {
-                (Code::PermissionDenied, AUDIENCE_NOT_ALLOWED, "requested audience is not configured on this server")
-            }
-            ClaimError::InsufficientScope { .. } => {
-                (Code::PermissionDenied, INSUFFICIENT_SCOPE, "token lacks a required scope")
-            }
+            ClaimError::AudienceMismatch => (
+                Code::Unauthenticated,
+                AUDIENCE_MISMATCH,
+                "token is not issued for this audience",
+            ),
+            ClaimError::AudienceNotAllowed => (
+                Code::PermissionDenied,
+                AUDIENCE_NOT_ALLOWED,
+                "requested audience is not configured on this server",
+            ),
+            ClaimError::InsufficientScope { .. } => (
+                Code::PermissionDenied,
+                INSUFFICIENT_SCOPE,
+                "token lacks a required scope",
+            ),
         },
     }
 }
 
 /// Whether the caller should obtain a new token.
 pub fn refresh_required(error: &DecryptError) -> bool {
-    matches!(error, DecryptError::Claims(ClaimError::Expired) | DecryptError::KeyRetired | DecryptError::Revoked(_))
+    matches!(
+        error,
+        DecryptError::Claims(ClaimError::Expired) | DecryptError::KeyRetired | DecryptError::Revoked(_)
+    )
 }
 
 /// Status code, reason and fixed message for a service failure.
 pub fn classify_service(error: ServiceError) -> (Code, &'static str, &'static str) {
     match error {
-        ServiceError::Overloaded => (Code::ResourceExhausted, reason::OVERLOADED, "server is overloaded; retry with backoff"),
+        ServiceError::Overloaded => (
+            Code::ResourceExhausted,
+            reason::OVERLOADED,
+            "server is overloaded; retry with backoff",
+        ),
         ServiceError::DeadlineExceeded => (Code::DeadlineExceeded, reason::DEADLINE_EXCEEDED, "deadline exceeded"),
         ServiceError::Panicked => (Code::Internal, reason::INTERNAL, "internal error"),
-        ServiceError::CallerNotAllowed => (Code::PermissionDenied, reason::CALLER_NOT_ALLOWED, "caller is not allowed to use this call"),
+        ServiceError::CallerNotAllowed => (
+            Code::PermissionDenied,
+            reason::CALLER_NOT_ALLOWED,
+            "caller is not allowed to use this call",
+        ),
         ServiceError::BadRequest(_) => (Code::InvalidArgument, reason::REQUEST_INVALID, "request is invalid"),
-        ServiceError::AuditUnavailable => (Code::Unavailable, reason::AUDIT_UNAVAILABLE, "audit log cannot be written; retry later"),
+        ServiceError::AuditUnavailable => (
+            Code::Unavailable,
+            reason::AUDIT_UNAVAILABLE,
+            "audit log cannot be written; retry later",
+        ),
     }
 }
 
 /// Builds the gRPC status for a service failure.
 pub fn service_status(error: ServiceError) -> Status {
     let (code, reason, message) = classify_service(error);
-    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()))
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, DOMAIN, HashMap::new()),
+    )
 }
 
 /// Builds the gRPC status for `error`.
@@ -169,7 +210,12 @@ mod tests {
     use crate::{compact::FormatError, decrypt::InvalidToken};
 
     fn reason_of(status: &Status) -> String {
-        status.get_error_details().error_info().expect("error info").reason.clone()
+        status
+            .get_error_details()
+            .error_info()
+            .expect("error info")
+            .reason
+            .clone()
     }
 
     #[test]
@@ -182,7 +228,10 @@ mod tests {
             InvalidToken::KeyMismatch("epk curve differs from the key's curve"),
             InvalidToken::SignatureRequired,
         ];
-        let statuses: Vec<Status> = causes.into_iter().map(|c| to_status(&DecryptError::Invalid(c))).collect();
+        let statuses: Vec<Status> = causes
+            .into_iter()
+            .map(|c| to_status(&DecryptError::Invalid(c)))
+            .collect();
         for status in &statuses {
             assert_eq!(status.code(), Code::Unauthenticated);
             assert_eq!(status.message(), "token is invalid");
@@ -202,7 +251,9 @@ mod tests {
 
     #[test]
     fn missing_scope_is_permission_denied() {
-        let error = DecryptError::Claims(ClaimError::InsufficientScope { missing: vec!["orders:write".into()] });
+        let error = DecryptError::Claims(ClaimError::InsufficientScope {
+            missing: vec!["orders:write".into()],
+        });
         let status = to_status(&error);
         assert_eq!(status.code(), Code::PermissionDenied);
         assert_eq!(reason_of(&status), reason::INSUFFICIENT_SCOPE);

@@ -94,7 +94,12 @@ impl KeyStore {
     pub fn load(sources: Sources, policy: Policy) -> Result<Self, String> {
         let (contents, digest) = read_sources(&sources)?;
         let active = build(&sources, &policy, &contents)?;
-        let status = ReloadStatus { loaded_at: SystemTime::now(), reloads: 0, failures: 0, last_error: None };
+        let status = ReloadStatus {
+            loaded_at: SystemTime::now(),
+            reloads: 0,
+            failures: 0,
+            last_error: None,
+        };
         Ok(KeyStore {
             sources: Some(sources),
             policy,
@@ -108,11 +113,19 @@ impl KeyStore {
     /// tests.
     pub fn fixed(decrypter: Decrypter) -> Self {
         let policy = decrypter.policy().clone();
-        let status = ReloadStatus { loaded_at: SystemTime::now(), reloads: 0, failures: 0, last_error: None };
+        let status = ReloadStatus {
+            loaded_at: SystemTime::now(),
+            reloads: 0,
+            failures: 0,
+            last_error: None,
+        };
         KeyStore {
             sources: None,
             policy,
-            active: ArcSwap::from_pointee(Active { decrypter, revocations: RevocationList::default() }),
+            active: ArcSwap::from_pointee(Active {
+                decrypter,
+                revocations: RevocationList::default(),
+            }),
             admin_revocations: RwLock::new(RevocationList::default()),
             status: Mutex::new((status, [0; 32])),
         }
@@ -193,7 +206,9 @@ impl KeyStore {
         let active = self.active.load();
         let mut set = active.decrypter.keys().public_jwk_set();
         let admin = self.admin_revocations.read().ok();
-        let revoked = |kid: &str| active.revocations.keys.contains(kid) || admin.as_ref().is_some_and(|admin| admin.keys.contains(kid));
+        let revoked = |kid: &str| {
+            active.revocations.keys.contains(kid) || admin.as_ref().is_some_and(|admin| admin.keys.contains(kid))
+        };
         if let Some(keys) = set.get_mut("keys").and_then(serde_json::Value::as_array_mut) {
             keys.retain(|key| !key.get("kid").and_then(serde_json::Value::as_str).is_some_and(revoked));
         }
@@ -212,7 +227,12 @@ impl KeyStore {
 }
 
 impl Decrypt for KeyStore {
-    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError> {
+    fn decrypt(
+        &self,
+        request: decrypt::Request<'_>,
+        now: i64,
+        info: &mut TokenInfo,
+    ) -> Result<Decrypted, DecryptError> {
         let active = self.active.load();
         let decrypted = active.decrypter.decrypt(request, now, info)?;
 
@@ -242,7 +262,9 @@ fn read_sources(sources: &Sources) -> Result<(Contents, [u8; 32]), String> {
     let mut contents = Vec::with_capacity(paths.len());
     for (setting, path) in paths {
         let bytes = match path {
-            Some(path) => Some(revocation::read_limited(path).map_err(|reason| format!("invalid setting {setting}: {reason}"))?),
+            Some(path) => {
+                Some(revocation::read_limited(path).map_err(|reason| format!("invalid setting {setting}: {reason}"))?)
+            }
             None => None,
         };
         let len = bytes.as_ref().map_or(u64::MAX, |bytes| bytes.len() as u64);
@@ -255,12 +277,18 @@ fn read_sources(sources: &Sources) -> Result<(Contents, [u8; 32]), String> {
 
 fn build(sources: &Sources, policy: &Policy, contents: &[Option<Zeroizing<Vec<u8>>>]) -> Result<Active, String> {
     let origin = sources.private_keys.display().to_string();
-    let file = |index: usize| contents.get(index).and_then(Option::as_ref).map(|bytes| bytes.as_slice());
+    let file = |index: usize| {
+        contents
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|bytes| bytes.as_slice())
+    };
     let keys = RawJwkSet::parse(file(0).unwrap_or_default(), &origin)
         .and_then(|raw| KeySet::from_raw(&raw, &sources.key_algorithms, &origin))
         .map_err(|err| format!("invalid setting keys.private_keys: {err}"))?;
-    keys.self_check()
-        .map_err(|(kid, reason)| format!("invalid setting keys.private_keys: key {kid:?} failed its self-check: {reason}"))?;
+    keys.self_check().map_err(|(kid, reason)| {
+        format!("invalid setting keys.private_keys: key {kid:?} failed its self-check: {reason}")
+    })?;
 
     let issuers = match (&sources.issuer_keys, file(1)) {
         (Some(path), Some(bytes)) => {
@@ -277,7 +305,10 @@ fn build(sources: &Sources, policy: &Policy, contents: &[Option<Zeroizing<Vec<u8
         _ => RevocationList::default(),
     };
 
-    Ok(Active { decrypter: Decrypter::new(keys, issuers, policy.clone()), revocations })
+    Ok(Active {
+        decrypter: Decrypter::new(keys, issuers, policy.clone()),
+        revocations,
+    })
 }
 
 /// Checks for changes every `interval` and on SIGHUP until `stop` is set.

@@ -30,17 +30,17 @@ use std::{
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use common::{Issuer, KeyFiles, good_claims, test_policy, write_keys};
+use josekit::{
+    jwe::{self, JweHeader},
+    jwk::{Jwk, JwkSet},
+    jws::{self, JwsSigner},
+};
 use jwed::{
     alg::{KeyAlg, SigAlg},
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Decrypter, Request, TokenInfo},
     issuers::IssuerKeys,
     keys::KeySet,
-};
-use josekit::{
-    jwe::{self, JweHeader},
-    jwk::{Jwk, JwkSet},
-    jws::{self, JwsSigner},
 };
 use serde_json::Value;
 
@@ -85,7 +85,11 @@ fn child_measures_one_call() {
     let report = match mode.as_str() {
         "decrypt" => measure_decrypt(),
         "small-allocations" => {
-            let allocate = || (0..16 * 1024).map(|i| Box::new([i as u8; 64])).collect::<Vec<Box<[u8; 64]>>>();
+            let allocate = || {
+                (0..16 * 1024)
+                    .map(|i| Box::new([i as u8; 64]))
+                    .collect::<Vec<Box<[u8; 64]>>>()
+            };
             let (peak, first_peak, _) = measure(allocate);
             format!("{peak} {first_peak} allocated")
         }
@@ -106,7 +110,15 @@ fn measure_decrypt() -> String {
     let now = common::now();
     let call = || {
         let mut info = TokenInfo::default();
-        decrypter.decrypt(Request { token: &token, audience: None, required_scopes: &[] }, now, &mut info)
+        decrypter.decrypt(
+            Request {
+                token: &token,
+                audience: None,
+                required_scopes: &[],
+            },
+            now,
+            &mut info,
+        )
     };
 
     let (peak, first_peak, result) = measure(call);
@@ -174,7 +186,9 @@ fn fill_heap_holes(maps: &mut String, plugs: &mut Vec<Box<[u8; 16]>>) {
 fn heap_end(maps: &mut String) -> Option<usize> {
     use std::io::Read;
     maps.clear();
-    fs::File::open("/proc/self/maps").and_then(|mut file| file.read_to_string(maps)).expect("read /proc/self/maps");
+    fs::File::open("/proc/self/maps")
+        .and_then(|mut file| file.read_to_string(maps))
+        .expect("read /proc/self/maps");
     let line = maps.lines().find(|line| line.ends_with("[heap]"))?;
     let range = line.split(' ').next()?;
     let end = range.split('-').nth(1)?;
@@ -212,12 +226,22 @@ fn measure_in_child(files: &KeyFiles, case: &str, mode: &str, token: &str) -> Me
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{case}: the child process failed: {stderr}");
 
-    let report = fs::read_to_string(&result_file).unwrap_or_else(|_| panic!("{case}: the child wrote no result: {stderr}"));
+    let report =
+        fs::read_to_string(&result_file).unwrap_or_else(|_| panic!("{case}: the child wrote no result: {stderr}"));
     let mut fields = report.splitn(3, ' ');
-    let mut number = || fields.next().and_then(|field| field.parse::<usize>().ok()).unwrap_or_else(|| panic!("{case}: bad result {report:?}"));
+    let mut number = || {
+        fields
+            .next()
+            .and_then(|field| field.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{case}: bad result {report:?}"))
+    };
     let (peak, first_peak) = (number(), number());
     let outcome = report.splitn(3, ' ').nth(2).unwrap_or_default().to_owned();
-    Measurement { peak, first_peak, outcome }
+    Measurement {
+        peak,
+        first_peak,
+        outcome,
+    }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -232,7 +256,10 @@ fn random_bytes(len: usize) -> Vec<u8> {
 
 fn jwk_from(path: &Path, kid: &str) -> Jwk {
     let set = JwkSet::from_bytes(fs::read(path).expect("read JWK Set")).expect("parse JWK Set");
-    set.get(kid).first().map(|jwk| (*jwk).clone()).unwrap_or_else(|| panic!("no key {kid} in {}", path.display()))
+    set.get(kid)
+        .first()
+        .map(|jwk| (*jwk).clone())
+        .unwrap_or_else(|| panic!("no key {kid} in {}", path.display()))
 }
 
 /// Finds the largest `n` in `0..=upper` for which `build(n)` is at most
@@ -276,9 +303,18 @@ fn cases(files: &KeyFiles) -> Vec<(&'static str, String, bool)> {
         members.push(format!(r#""m{}":0"#, members.len()));
     }
     let many_members = format!("{{{}}}", members.join(","));
-    assert!(many_members.len() <= 4096, "the header must stay within the 4 KiB limit");
+    assert!(
+        many_members.len() <= 4096,
+        "the header must stay within the 4 KiB limit"
+    );
     let (_, many_members) = largest_fitting(DEFAULT_MAX_TOKEN_BYTES, |len| {
-        format!("{}..{}.{}.{}", b64(many_members.as_bytes()), b64(&[7; 12]), b64(&vec![7; len]), b64(&[7; 16]))
+        format!(
+            "{}..{}.{}.{}",
+            b64(many_members.as_bytes()),
+            b64(&[7; 12]),
+            b64(&vec![7; len]),
+            b64(&[7; 16])
+        )
     });
 
     // Each number takes 2 bytes of header text and a serde_json Value of 72
@@ -288,16 +324,33 @@ fn cases(files: &KeyFiles) -> Vec<(&'static str, String, bool)> {
         let header = format!("{prefix}{}]}}", ",0".repeat((4096 - prefix.len() - 2) / 2));
         assert!(header.len() <= 4096, "the header must stay within the 4 KiB limit");
         let (_, token) = largest_fitting(DEFAULT_MAX_TOKEN_BYTES, |len| {
-            format!("{}..{}.{}.{}", b64(header.as_bytes()), b64(&[7; 12]), b64(&vec![7; len]), b64(&[7; 16]))
+            format!(
+                "{}..{}.{}.{}",
+                b64(header.as_bytes()),
+                b64(&[7; 12]),
+                b64(&vec![7; len]),
+                b64(&[7; 16])
+            )
         });
         token
     };
-    let signer = jws::ES256.signer_from_jwk(&jwk_from(&files.issuer_private, "sig-es256")).expect("ES256 signer");
-    let encrypter = jwe::ECDH_ES.encrypter_from_jwk(&jwk_from(&files.public_keys, "enc-p256")).expect("encrypter");
+    let signer = jws::ES256
+        .signer_from_jwk(&jwk_from(&files.issuer_private, "sig-es256"))
+        .expect("ES256 signer");
+    let encrypter = jwe::ECDH_ES
+        .encrypter_from_jwk(&jwk_from(&files.public_keys, "enc-p256"))
+        .expect("encrypter");
     let (_, deep_claims) = largest_fitting(DEFAULT_MAX_TOKEN_BYTES, |depth| {
         let claims = format!(r#"{{"deep":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
-        let signing_input = format!("{}.{}", b64(br#"{"alg":"ES256","kid":"sig-es256"}"#), b64(claims.as_bytes()));
-        let inner = format!("{signing_input}.{}", b64(&signer.sign(signing_input.as_bytes()).expect("sign")));
+        let signing_input = format!(
+            "{}.{}",
+            b64(br#"{"alg":"ES256","kid":"sig-es256"}"#),
+            b64(claims.as_bytes())
+        );
+        let inner = format!(
+            "{signing_input}.{}",
+            b64(&signer.sign(signing_input.as_bytes()).expect("sign"))
+        );
         let mut header = JweHeader::new();
         header.set_content_encryption("A256GCM");
         header.set_key_id("enc-p256");
@@ -309,7 +362,12 @@ fn cases(files: &KeyFiles) -> Vec<(&'static str, String, bool)> {
     // and AES-GCM before the tag check fails.
     let garbage = random_bytes(DEFAULT_MAX_TOKEN_BYTES);
     let (_, garbage_ciphertext) = largest_fitting(DEFAULT_MAX_TOKEN_BYTES, |len| {
-        format!("{valid_header}..{}.{}.{}", b64(&garbage[..12]), b64(&garbage[..len]), b64(&garbage[..16]))
+        format!(
+            "{valid_header}..{}.{}.{}",
+            b64(&garbage[..12]),
+            b64(&garbage[..len]),
+            b64(&garbage[..16])
+        )
     });
 
     vec![
@@ -333,10 +391,26 @@ fn measurement_sees_small_and_large_allocations() {
         small.peak, small.first_peak, large.peak, large.first_peak
     );
 
-    assert!(small.peak >= 1024 * 1024, "small allocations: only {} bytes seen of at least 1 MiB", small.peak);
-    assert!(small.peak <= 2 * 1024 * 1024, "small allocations: {} bytes seen, more than twice the 1 MiB payload", small.peak);
-    assert!(large.peak >= 1024 * 1024, "large allocation: only {} bytes seen of 1 MiB", large.peak);
-    assert!(large.peak <= 1024 * 1024 + 64 * 1024, "large allocation: {} bytes seen for 1 MiB", large.peak);
+    assert!(
+        small.peak >= 1024 * 1024,
+        "small allocations: only {} bytes seen of at least 1 MiB",
+        small.peak
+    );
+    assert!(
+        small.peak <= 2 * 1024 * 1024,
+        "small allocations: {} bytes seen, more than twice the 1 MiB payload",
+        small.peak
+    );
+    assert!(
+        large.peak >= 1024 * 1024,
+        "large allocation: only {} bytes seen of 1 MiB",
+        large.peak
+    );
+    assert!(
+        large.peak <= 1024 * 1024 + 64 * 1024,
+        "large allocation: {} bytes seen for 1 MiB",
+        large.peak
+    );
 }
 
 /// Measures each token in a child process and checks its outcome and its
@@ -353,15 +427,31 @@ fn check_within_budget(files: &KeyFiles, cases: Vec<(&str, String, bool)>) {
             measured.outcome
         );
 
-        assert_eq!(measured.outcome == "accepted", must_accept, "{case}: {}", measured.outcome);
-        assert!(token.len() > DEFAULT_MAX_TOKEN_BYTES - 64, "{case}: token has only {} bytes", token.len());
-        assert!(measured.peak <= budget, "{case}: peak of {} bytes exceeds the budget of {budget} bytes", measured.peak);
+        assert_eq!(
+            measured.outcome == "accepted",
+            must_accept,
+            "{case}: {}",
+            measured.outcome
+        );
+        assert!(
+            token.len() > DEFAULT_MAX_TOKEN_BYTES - 64,
+            "{case}: token has only {} bytes",
+            token.len()
+        );
+        assert!(
+            measured.peak <= budget,
+            "{case}: peak of {} bytes exceeds the budget of {budget} bytes",
+            measured.peak
+        );
     }
 }
 
 #[test]
 fn peak_memory_of_one_call_is_within_budget() {
-    let files = write_keys(&[(KeyAlg::EcdhEs, "enc-p256", "P-256")], &[(SigAlg::ES256, "sig-es256")]);
+    let files = write_keys(
+        &[(KeyAlg::EcdhEs, "enc-p256", "P-256")],
+        &[(SigAlg::ES256, "sig-es256")],
+    );
     check_within_budget(&files, cases(&files));
 }
 
@@ -370,7 +460,10 @@ fn peak_memory_of_numeric_claims_is_within_budget() {
     // Each number takes 2 bytes of claims text and a serde_json Value of
     // 72 bytes once parsed, and the array grows by doubling. The JSON value
     // cap rejects the claims before that cost adds up.
-    let files = write_keys(&[(KeyAlg::EcdhEs, "enc-p256", "P-256")], &[(SigAlg::ES256, "sig-es256")]);
+    let files = write_keys(
+        &[(KeyAlg::EcdhEs, "enc-p256", "P-256")],
+        &[(SigAlg::ES256, "sig-es256")],
+    );
     let issuer = Issuer::new(&files, "sig-es256", "enc-p256");
     let (count, token) = largest_fitting(DEFAULT_MAX_TOKEN_BYTES, |count| {
         let mut claims = good_claims();

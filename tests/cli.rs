@@ -10,18 +10,22 @@ use std::{
 };
 
 use jwed::pb::DecryptRequest;
-use tonic_types::StatusExt;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-    server_reflection_response::MessageResponse,
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
+use tonic_types::StatusExt;
 
 const JWED: &str = env!("CARGO_BIN_EXE_jwed");
 
 fn jwed(args: &[&str]) -> Output {
-    Command::new(JWED).args(args).env_remove("JWED_LOG").output().expect("run jwed")
+    Command::new(JWED)
+        .args(args)
+        .env_remove("JWED_LOG")
+        .output()
+        .expect("run jwed")
 }
 
 fn stderr(output: &Output) -> String {
@@ -40,12 +44,38 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
 
-    let made = jwed(&["keygen", "--alg", "ECDH-ES", "--crv", "P-256", "--kid", "jwed-1", "--out", &path("jwed.json"), "--public-out", &path("jwed.public.json")]);
+    let made = jwed(&[
+        "keygen",
+        "--alg",
+        "ECDH-ES",
+        "--crv",
+        "P-256",
+        "--kid",
+        "jwed-1",
+        "--out",
+        &path("jwed.json"),
+        "--public-out",
+        &path("jwed.public.json"),
+    ]);
     assert!(made.status.success(), "{}", stderr(&made));
-    let made = jwed(&["keygen", "--alg", "EdDSA", "--kid", "issuer-1", "--out", &path("issuer.json"), "--public-out", &path("issuer.public.json")]);
+    let made = jwed(&[
+        "keygen",
+        "--alg",
+        "EdDSA",
+        "--kid",
+        "issuer-1",
+        "--out",
+        &path("issuer.json"),
+        "--public-out",
+        &path("issuer.public.json"),
+    ]);
     assert!(made.status.success(), "{}", stderr(&made));
 
-    let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("address")
+        .port();
     let socket = dir.path().join("jwed.sock");
     let config = dir.path().join("jwed.toml");
     let text = format!(
@@ -56,12 +86,22 @@ fn setup() -> Setup {
         path("issuer.public.json"),
     );
     std::fs::write(&config, text).expect("write config");
-    Setup { socket, tcp: format!("127.0.0.1:{port}"), config, dir }
+    Setup {
+        socket,
+        tcp: format!("127.0.0.1:{port}"),
+        config,
+        dir,
+    }
 }
 
 fn start(setup: &Setup, extra_env: &[(&str, &str)]) -> Child {
     let mut command = Command::new(JWED);
-    command.args(["serve", "--config"]).arg(&setup.config).env_remove("JWED_LOG").stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+        .args(["serve", "--config"])
+        .arg(&setup.config)
+        .env_remove("JWED_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (name, value) in extra_env {
         command.env(name, value);
     }
@@ -77,7 +117,10 @@ fn start(setup: &Setup, extra_env: &[(&str, &str)]) -> Child {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill").args(["-s", name, &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
 }
 
@@ -104,7 +147,11 @@ async fn unix_channel(socket: &Path) -> Channel {
     loop {
         match endpoint.connect().await {
             Ok(channel) => return channel,
-            Err(error) => assert!(Instant::now() < deadline, "cannot connect to {}: {error:?}", socket.display()),
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "cannot connect to {}: {error:?}",
+                socket.display()
+            ),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -112,7 +159,15 @@ async fn unix_channel(socket: &Path) -> Channel {
 
 fn mint(setup: &Setup, claims: &str) -> String {
     let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
-    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed.public.json"), "--claims", claims]);
+    let output = jwed(&[
+        "mint",
+        "--signing-keys",
+        &path("issuer.json"),
+        "--encryption-keys",
+        &path("jwed.public.json"),
+        "--claims",
+        claims,
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
     String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
 }
@@ -126,7 +181,10 @@ fn invalid_configuration_exits_64_naming_the_setting() {
         ("[tokens]\nleeway_seconds = 999\n", "tokens.leeway_seconds"),
         ("[tokens]\nleway_seconds = 5\n", "leway_seconds"),
         ("[server]\ntcp_listen = \"localhost:x\"\n", "server.tcp_listen"),
-        ("[keys]\nprivate_keys = \"/nonexistent/keys.json\"\nissuer_keys = \"/nonexistent/i.json\"\n", "keys.private_keys"),
+        (
+            "[keys]\nprivate_keys = \"/nonexistent/keys.json\"\nissuer_keys = \"/nonexistent/i.json\"\n",
+            "keys.private_keys",
+        ),
     ];
     for (text, setting) in cases {
         let config = setup.dir.path().join("bad.toml");
@@ -141,7 +199,11 @@ fn invalid_configuration_exits_64_naming_the_setting() {
         assert!(stderr(&output).contains(setting), "{setting}: {}", stderr(&output));
     }
 
-    let output = Command::new(JWED).args(["serve", "--unix-socket", "/tmp/x.sock"]).env_remove("JWED_PRIVATE_KEYS").output().expect("run");
+    let output = Command::new(JWED)
+        .args(["serve", "--unix-socket", "/tmp/x.sock"])
+        .env_remove("JWED_PRIVATE_KEYS")
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(64));
     assert!(stderr(&output).contains("keys.private_keys"), "{}", stderr(&output));
 }
@@ -151,7 +213,13 @@ fn keygen_never_overwrites_a_private_key() {
     let setup = setup();
     let existing = setup.dir.path().join("jwed.json");
     let before = std::fs::read(&existing).expect("read");
-    let output = jwed(&["keygen", "--out", &existing.to_string_lossy(), "--public-out", &setup.dir.path().join("p.json").to_string_lossy()]);
+    let output = jwed(&[
+        "keygen",
+        "--out",
+        &existing.to_string_lossy(),
+        "--public-out",
+        &setup.dir.path().join("p.json").to_string_lossy(),
+    ]);
     assert_eq!(output.status.code(), Some(64));
     assert_eq!(std::fs::read(&existing).expect("read"), before);
 
@@ -169,14 +237,19 @@ async fn serve_answers_health_reflection_and_decrypt_then_stops_on_sigterm() {
 
     let health = HealthClient::new(channel.clone());
     for service in ["", "jwed.v1.Decryptor"] {
-        let request = HealthCheckRequest { service: service.into() };
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
         let status = health.clone().check(request).await.expect("health").into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
     }
 
     let services = reflection_services(channel.clone()).await;
     for expected in ["jwed.v1.Decryptor", "grpc.health.v1.Health"] {
-        assert!(services.iter().any(|name| name == expected), "{expected} missing from {services:?}");
+        assert!(
+            services.iter().any(|name| name == expected),
+            "{expected} missing from {services:?}"
+        );
     }
 
     let token = mint(&setup, CLAIMS);
@@ -195,7 +268,9 @@ async fn serve_answers_health_reflection_and_decrypt_then_stops_on_sigterm() {
     assert!(logs.contains("Drain finished"), "{logs}");
     assert!(!setup.socket.exists(), "the socket file is removed at shutdown");
     assert!(!logs.contains(&token), "the token appears in the logs");
-    let private: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(setup.dir.path().join("jwed.json")).expect("read")).expect("json");
+    let private: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(setup.dir.path().join("jwed.json")).expect("read"))
+            .expect("json");
     let d = private["keys"][0]["d"].as_str().expect("d");
     assert!(!logs.contains(d), "the private key appears in the logs");
 }
@@ -213,7 +288,10 @@ async fn in_flight_calls_finish_after_sigint() {
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..40 {
         let mut client = jwed::pb::decryptor_client::DecryptorClient::new(channel.clone());
-        let request = DecryptRequest { token: token.clone(), ..DecryptRequest::default() };
+        let request = DecryptRequest {
+            token: token.clone(),
+            ..DecryptRequest::default()
+        };
         calls.spawn(async move { client.decrypt(request).await.map(|_| ()) });
     }
     // Give the streams time to reach the server, then interrupt it.
@@ -244,11 +322,24 @@ async fn in_flight_calls_finish_after_sigint() {
 
 async fn reflection_services(channel: Channel) -> Vec<String> {
     let mut client = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut stream = client.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
-    let response = stream.message().await.expect("reflection response").expect("one response");
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = stream
+        .message()
+        .await
+        .expect("reflection response")
+        .expect("one response");
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|service| service.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|service| service.name).collect()
+        }
         other => panic!("unexpected reflection response {other:?}"),
     }
 }
@@ -258,13 +349,26 @@ async fn second_server_does_not_take_over_a_live_socket() {
     let setup = setup();
     let first = start(&setup, &[]);
 
-    let second = Command::new(JWED).args(["serve", "--config"]).arg(&setup.config).args(["--tcp-listen", ""]).output().expect("run");
+    let second = Command::new(JWED)
+        .args(["serve", "--config"])
+        .arg(&setup.config)
+        .args(["--tcp-listen", ""])
+        .output()
+        .expect("run");
     assert_ne!(second.status.code(), Some(0));
-    assert!(stderr(&second).contains("another server is listening"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another server is listening"),
+        "{}",
+        stderr(&second)
+    );
 
     let token = mint(&setup, CLAIMS);
     let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
-    assert!(output.status.success(), "the first server still answers: {}", stderr(&output));
+    assert!(
+        output.status.success(),
+        "the first server still answers: {}",
+        stderr(&output)
+    );
 
     signal(&first, "TERM");
     let (code, logs) = wait(first).await;
@@ -276,10 +380,18 @@ fn serve_never_deletes_a_regular_file_at_the_socket_path() {
     let setup = setup();
     std::fs::write(&setup.socket, "important").expect("write");
 
-    let output = Command::new(JWED).args(["serve", "--config"]).arg(&setup.config).args(["--tcp-listen", ""]).output().expect("run");
+    let output = Command::new(JWED)
+        .args(["serve", "--config"])
+        .arg(&setup.config)
+        .args(["--tcp-listen", ""])
+        .output()
+        .expect("run");
     assert_ne!(output.status.code(), Some(0));
     assert!(stderr(&output).contains("not a socket"), "{}", stderr(&output));
-    assert_eq!(std::fs::read_to_string(&setup.socket).expect("the file is still there"), "important");
+    assert_eq!(
+        std::fs::read_to_string(&setup.socket).expect("the file is still there"),
+        "important"
+    );
 }
 
 #[tokio::test]
@@ -302,7 +414,10 @@ async fn empty_unix_socket_flag_serves_tcp_only_and_audiences_are_trimmed() {
     }
     assert!(!setup.socket.exists(), "no Unix socket is created");
 
-    let token = mint(&setup, r#"{"iss":"https://auth.cli.example","aud":"billing-api","sub":"user-7"}"#);
+    let token = mint(
+        &setup,
+        r#"{"iss":"https://auth.cli.example","aud":"billing-api","sub":"user-7"}"#,
+    );
     let output = jwed(&["decrypt", "--tcp", &setup.tcp, &token]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 
@@ -315,20 +430,44 @@ async fn empty_unix_socket_flag_serves_tcp_only_and_audiences_are_trimmed() {
 async fn sighup_reloads_the_key_file() {
     let setup = setup();
     let config = std::fs::read_to_string(&setup.config).expect("read");
-    std::fs::write(&setup.config, config.replace("[keys]\n", "[keys]\nreload_interval_ms = 3600000\n")).expect("write");
+    std::fs::write(
+        &setup.config,
+        config.replace("[keys]\n", "[keys]\nreload_interval_ms = 3600000\n"),
+    )
+    .expect("write");
     let child = start(&setup, &[]);
 
     // A second key in a new file, moved over the old one.
     let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
-    let made = jwed(&["keygen", "--alg", "ECDH-ES", "--kid", "jwed-2", "--out", &path("jwed-2.json"), "--public-out", &path("jwed-2.public.json")]);
+    let made = jwed(&[
+        "keygen",
+        "--alg",
+        "ECDH-ES",
+        "--kid",
+        "jwed-2",
+        "--out",
+        &path("jwed-2.json"),
+        "--public-out",
+        &path("jwed-2.public.json"),
+    ]);
     assert!(made.status.success(), "{}", stderr(&made));
-    let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed.json")).expect("read")).expect("json");
-    let new: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed-2.json")).expect("read")).expect("json");
+    let old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("jwed.json")).expect("read")).expect("json");
+    let new: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("jwed-2.json")).expect("read")).expect("json");
     let both = serde_json::json!({ "keys": [new["keys"][0], old["keys"][0]] });
     std::fs::write(path("both.json"), both.to_string()).expect("write");
     std::fs::rename(path("both.json"), path("jwed.json")).expect("replace");
 
-    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed-2.public.json"), "--claims", CLAIMS]);
+    let output = jwed(&[
+        "mint",
+        "--signing-keys",
+        &path("issuer.json"),
+        "--encryption-keys",
+        &path("jwed-2.public.json"),
+        "--claims",
+        CLAIMS,
+    ]);
     let token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
     let decrypt = || jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), &token]);
     assert_eq!(decrypt().status.code(), Some(2), "the new key is unknown before SIGHUP");
@@ -364,7 +503,11 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
     };
 
     let setup = setup();
-    let ops_port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("address").port();
+    let ops_port = TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("address")
+        .port();
     let ops = format!("127.0.0.1:{ops_port}");
     let admin_socket = setup.dir.path().join("admin.sock");
     let config = std::fs::read_to_string(&setup.config).expect("read");
@@ -379,19 +522,37 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
     assert!(response.contains("\"kid\":\"jwed-1\""), "{response}");
     assert!(!response.contains("\"d\""), "the published set has a private member");
     let metrics = http_get(&ops, "/metrics");
-    assert!(metrics.contains("jwed_key_reloads_total{result=\"failure\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("jwed_key_reloads_total{result=\"failure\"} 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("jwed_key_reload_failing 0"), "{metrics}");
     let channel = unix_channel(&setup.socket).await;
-    let jwks = KeysClient::new(channel.clone()).public_keys(PublicKeysRequest {}).await.expect("PublicKeys").into_inner().jwks_json;
+    let jwks = KeysClient::new(channel.clone())
+        .public_keys(PublicKeysRequest {})
+        .await
+        .expect("PublicKeys")
+        .into_inner()
+        .jwks_json;
     assert!(jwks.contains("jwed-1") && !jwks.contains("\"d\""), "{jwks}");
 
-    let status = KeysClient::new(channel.clone()).status(StatusRequest {}).await.expect("Status").into_inner();
+    let status = KeysClient::new(channel.clone())
+        .status(StatusRequest {})
+        .await
+        .expect("Status")
+        .into_inner();
     assert_eq!(status.keys.len(), 1);
-    assert_eq!((status.keys[0].key_id.as_str(), status.keys[0].state.as_str()), ("jwed-1", "current"));
+    assert_eq!(
+        (status.keys[0].key_id.as_str(), status.keys[0].state.as_str()),
+        ("jwed-1", "current")
+    );
     assert!(status.loaded_at.is_some());
 
     // Admin is not served on the main socket.
-    let refused = AdminClient::new(channel.clone()).revoke(RevokeRequest::default()).await.expect_err("no Admin on the main socket");
+    let refused = AdminClient::new(channel.clone())
+        .revoke(RevokeRequest::default())
+        .await
+        .expect_err("no Admin on the main socket");
     assert_eq!(refused.code(), tonic::Code::Unimplemented);
 
     // On the admin socket this process's uid is allowed by default.
@@ -402,7 +563,14 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
         claims["jti"].as_str().expect("jti").to_owned()
     };
     let mut admin = AdminClient::new(unix_channel(&admin_socket).await);
-    let revoked = admin.revoke(RevokeRequest { token_ids: vec![jti], ..RevokeRequest::default() }).await.expect("Revoke").into_inner();
+    let revoked = admin
+        .revoke(RevokeRequest {
+            token_ids: vec![jti],
+            ..RevokeRequest::default()
+        })
+        .await
+        .expect("Revoke")
+        .into_inner();
     assert_eq!(revoked.revocations_in_memory, 1);
     let revoked_reason = |token: &str| {
         let output = jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), token]);
@@ -412,18 +580,36 @@ async fn publishes_keys_and_accepts_revocations_from_allowed_callers_only() {
 
     // By subject: tokens of user-7 issued before a time.
     let second = mint(&setup, CLAIMS);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
     let subject = jwed::pb::SubjectRevocation {
         subject: "user-7".into(),
-        issued_before: Some(prost_types::Timestamp { seconds: now + 5, nanos: 0 }),
+        issued_before: Some(prost_types::Timestamp {
+            seconds: now + 5,
+            nanos: 0,
+        }),
     };
-    admin.revoke(RevokeRequest { subjects: vec![subject], ..RevokeRequest::default() }).await.expect("Revoke subject");
+    admin
+        .revoke(RevokeRequest {
+            subjects: vec![subject],
+            ..RevokeRequest::default()
+        })
+        .await
+        .expect("Revoke subject");
     assert!(revoked_reason(&second), "revoked by subject");
 
     // By key id: every token of jwed-1.
     let third = mint(&setup, &CLAIMS.replace("user-7", "user-8"));
     assert!(!revoked_reason(&third), "another subject is not revoked");
-    admin.revoke(RevokeRequest { key_ids: vec!["jwed-1".into()], ..RevokeRequest::default() }).await.expect("Revoke key");
+    admin
+        .revoke(RevokeRequest {
+            key_ids: vec!["jwed-1".into()],
+            ..RevokeRequest::default()
+        })
+        .await
+        .expect("Revoke key");
     assert!(revoked_reason(&third), "revoked by key id");
 
     signal(&child, "TERM");
@@ -444,7 +630,10 @@ async fn admin_call_is_refused_to_a_caller_not_on_the_list() {
     let child = start(&setup, &[]);
 
     let mut admin = AdminClient::new(unix_channel(&admin_socket).await);
-    let request = RevokeRequest { token_ids: vec!["any".into()], ..RevokeRequest::default() };
+    let request = RevokeRequest {
+        token_ids: vec!["any".into()],
+        ..RevokeRequest::default()
+    };
     let status = admin.revoke(request).await.expect_err("this uid is not allowed");
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
@@ -461,19 +650,47 @@ async fn rotation_procedure_from_the_readme() {
     let setup = setup();
     let path = |name: &str| setup.dir.path().join(name).to_string_lossy().into_owned();
     let config = std::fs::read_to_string(&setup.config).expect("read");
-    std::fs::write(&setup.config, config.replace("[keys]\n", "[keys]\nreload_interval_ms = 100\n")).expect("write");
+    std::fs::write(
+        &setup.config,
+        config.replace("[keys]\n", "[keys]\nreload_interval_ms = 100\n"),
+    )
+    .expect("write");
     let child = start(&setup, &[]);
     let old_token = mint(&setup, CLAIMS);
     let decrypt = |token: &str| jwed(&["decrypt", "--unix-socket", &setup.socket.to_string_lossy(), token]);
 
     // 1. Add a new current key; the old one becomes accepted.
-    let added = jwed(&["keygen", "--alg", "ECDH-ES", "--kid", "jwed-2", "--add-to", &path("jwed.json"), "--public-out", &path("jwed-2.public.json")]);
+    let added = jwed(&[
+        "keygen",
+        "--alg",
+        "ECDH-ES",
+        "--kid",
+        "jwed-2",
+        "--add-to",
+        &path("jwed.json"),
+        "--public-out",
+        &path("jwed-2.public.json"),
+    ]);
     assert!(added.status.success(), "{}", stderr(&added));
-    let public: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("jwed-2.public.json")).expect("read")).expect("json");
-    let kids: Vec<&str> = public["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().expect("kid")).collect();
+    let public: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("jwed-2.public.json")).expect("read")).expect("json");
+    let kids: Vec<&str> = public["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid"))
+        .collect();
     assert_eq!(kids, vec!["jwed-2", "jwed-1"], "the new key is published first");
 
-    let output = jwed(&["mint", "--signing-keys", &path("issuer.json"), "--encryption-keys", &path("jwed-2.public.json"), "--claims", CLAIMS]);
+    let output = jwed(&[
+        "mint",
+        "--signing-keys",
+        &path("issuer.json"),
+        "--encryption-keys",
+        &path("jwed-2.public.json"),
+        "--claims",
+        CLAIMS,
+    ]);
     let new_token = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !decrypt(&new_token).status.success() {
@@ -483,7 +700,15 @@ async fn rotation_procedure_from_the_readme() {
     assert!(decrypt(&old_token).status.success(), "the accepted key still decrypts");
 
     // 2. Retire the old key: its tokens now ask the caller to refresh.
-    let retired = jwed(&["key-state", "--keys", &path("jwed.json"), "--kid", "jwed-1", "--state", "retired"]);
+    let retired = jwed(&[
+        "key-state",
+        "--keys",
+        &path("jwed.json"),
+        "--kid",
+        "jwed-1",
+        "--state",
+        "retired",
+    ]);
     assert!(retired.status.success(), "{}", stderr(&retired));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -497,7 +722,8 @@ async fn rotation_procedure_from_the_readme() {
     }
     assert!(decrypt(&new_token).status.success());
 
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path("jwed.json")).expect("metadata").permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path("jwed.json")).expect("metadata").permissions());
     assert_eq!(mode & 0o777, 0o600, "the rewritten key file stays private");
     signal(&child, "TERM");
     let (code, logs) = wait(child).await;
@@ -524,15 +750,31 @@ async fn caller_policy_limits_callers_audiences_and_keys() {
         String::from_utf8_lossy(&jwed(&args).stdout).into_owned()
     };
 
-    assert!(decrypt(&["--audience", "orders-api"]).contains("\"sub\": \"user-7\""), "the allowed audience works");
-    assert!(decrypt(&[]).contains("CALLER_NOT_ALLOWED"), "this caller must name one of its audiences");
-    assert!(decrypt(&["--audience", "reports-api"]).contains("CALLER_NOT_ALLOWED"), "an audience outside the rule");
+    assert!(
+        decrypt(&["--audience", "orders-api"]).contains("\"sub\": \"user-7\""),
+        "the allowed audience works"
+    );
+    assert!(
+        decrypt(&[]).contains("CALLER_NOT_ALLOWED"),
+        "this caller must name one of its audiences"
+    );
+    assert!(
+        decrypt(&["--audience", "reports-api"]).contains("CALLER_NOT_ALLOWED"),
+        "an audience outside the rule"
+    );
 
     signal(&child, "TERM");
     let (code, logs) = wait(child).await;
     assert_eq!(code, 0, "{logs}");
     let audited = std::fs::read_to_string(&audit_log).expect("audit log");
-    assert_eq!(audited.lines().filter(|line| line.contains("CALLER_NOT_ALLOWED")).count(), 2, "refusals are audited: {audited}");
+    assert_eq!(
+        audited
+            .lines()
+            .filter(|line| line.contains("CALLER_NOT_ALLOWED"))
+            .count(),
+        2,
+        "refusals are audited: {audited}"
+    );
 
     // A caller that no rule names is refused outright.
     std::fs::write(&setup.config, format!("{config}\n[[callers]]\nuid = 4242424\n")).expect("write");

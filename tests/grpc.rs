@@ -27,17 +27,30 @@ fn key_files() -> KeyFiles {
 }
 
 fn request(token: &str) -> DecryptRequest {
-    DecryptRequest { token: token.to_owned(), ..DecryptRequest::default() }
+    DecryptRequest {
+        token: token.to_owned(),
+        ..DecryptRequest::default()
+    }
 }
 
 /// Sends `request` and returns the status code, ErrorInfo reason and
 /// message of a rejection.
 async fn rejection(server: &TestServer, request: DecryptRequest) -> (Code, String, String, Option<String>) {
-    let status = server.client().await.decrypt(request).await.expect_err("the token must be rejected");
+    let status = server
+        .client()
+        .await
+        .decrypt(request)
+        .await
+        .expect_err("the token must be rejected");
     let details = status.get_error_details();
     let info = details.error_info().expect("ErrorInfo detail");
     assert_eq!(info.domain, DOMAIN);
-    (status.code(), info.reason.clone(), status.message().to_owned(), info.metadata.get(REFRESH_REQUIRED).cloned())
+    (
+        status.code(),
+        info.reason.clone(),
+        status.message().to_owned(),
+        info.metadata.get(REFRESH_REQUIRED).cloned(),
+    )
 }
 
 fn with(mut claims: Map<String, Value>, name: &str, value: Value) -> Map<String, Value> {
@@ -58,15 +71,27 @@ async fn valid_token_returns_claims_and_typed_fields() {
     let claims = good_claims();
     let token = issuer.mint(&claims, ContentEnc::A256Gcm);
 
-    let response = server.client().await.decrypt(request(&token)).await.expect("accepted").into_inner();
+    let response = server
+        .client()
+        .await
+        .decrypt(request(&token))
+        .await
+        .expect("accepted")
+        .into_inner();
 
     let returned: Value = serde_json::from_str(&response.claims_json).expect("claims_json is JSON");
     assert_eq!(returned, Value::Object(claims.clone()));
     assert_eq!(response.subject, "5b1f0a52-3c1e-4b8e-a0f4-6f1f2e7f9d11");
     assert_eq!(response.scopes, vec!["orders:read", "orders:list"]);
     assert_eq!(response.issuer, common::ISSUER);
-    assert_eq!(response.expires_at.expect("expires_at").seconds, claims["exp"].as_i64().expect("exp"));
-    assert_eq!(response.issued_at.expect("issued_at").seconds, claims["iat"].as_i64().expect("iat"));
+    assert_eq!(
+        response.expires_at.expect("expires_at").seconds,
+        claims["exp"].as_i64().expect("exp")
+    );
+    assert_eq!(
+        response.issued_at.expect("issued_at").seconds,
+        claims["iat"].as_i64().expect("iat")
+    );
     assert_eq!(response.key_id, "enc-p256");
     assert_eq!(response.signing_key_id, "sig-es256");
     assert_eq!(response.token_id, "token-0001");
@@ -80,7 +105,10 @@ async fn valid_token_returns_claims_and_typed_fields() {
 #[tokio::test]
 async fn every_key_type_and_enc_decrypts() {
     let files = key_files();
-    let policy = Policy { content_encryption: ContentEnc::ALL.to_vec(), ..test_policy() };
+    let policy = Policy {
+        content_encryption: ContentEnc::ALL.to_vec(),
+        ..test_policy()
+    };
     let server = TestServer::start(common::decrypter(&files, policy)).await;
 
     for kid in ["enc-p256", "enc-rsa", "enc-a256kw"] {
@@ -88,7 +116,9 @@ async fn every_key_type_and_enc_decrypts() {
             for enc in ContentEnc::ALL {
                 let token = Issuer::new(&files, signer, kid).mint(&good_claims(), enc);
                 let result = server.client().await.decrypt(request(&token)).await;
-                let response = result.unwrap_or_else(|status| panic!("{kid} {signer} {enc}: {status:?}")).into_inner();
+                let response = result
+                    .unwrap_or_else(|status| panic!("{kid} {signer} {enc}: {status:?}"))
+                    .into_inner();
                 assert_eq!(response.key_id, kid);
                 assert_eq!(response.signing_key_id, signer);
             }
@@ -103,7 +133,11 @@ async fn subject_falls_back_to_id_and_scope_string_is_read() {
     let server = TestServer::start(common::decrypter(&files, test_policy())).await;
     let issuer = Issuer::new(&files, "sig-es256", "enc-p256");
     let claims = without(without(good_claims(), "sub"), "scopes");
-    let claims = with(with(claims, "id", json!("user-42")), "scope", json!("orders:read  reports:read"));
+    let claims = with(
+        with(claims, "id", json!("user-42")),
+        "scope",
+        json!("orders:read  reports:read"),
+    );
 
     let mut req = request(&issuer.mint(&claims, ContentEnc::A128Gcm));
     req.required_scopes = vec!["reports:read".into()];
@@ -121,16 +155,76 @@ async fn claim_failures_have_their_own_reasons() {
     let now = now();
 
     let cases = [
-        ("expired", with(good_claims(), "exp", json!(now - 31)), Code::Unauthenticated, "TOKEN_EXPIRED", Some("true")),
-        ("nbf in the future", with(good_claims(), "nbf", json!(now + 120)), Code::Unauthenticated, "TOKEN_NOT_YET_VALID", None),
-        ("iat in the future", with(good_claims(), "iat", json!(now + 120)), Code::Unauthenticated, "TOKEN_NOT_YET_VALID", None),
-        ("lifetime too long", with(good_claims(), "exp", json!(now + 7200)), Code::Unauthenticated, "TOKEN_LIFETIME_TOO_LONG", None),
-        ("exp missing", without(good_claims(), "exp"), Code::Unauthenticated, "CLAIMS_INVALID", None),
-        ("exp a string", with(good_claims(), "exp", json!("tomorrow")), Code::Unauthenticated, "CLAIMS_INVALID", None),
-        ("exp 1e20", with(good_claims(), "exp", json!(1e20)), Code::Unauthenticated, "CLAIMS_INVALID", None),
-        ("wrong issuer", with(good_claims(), "iss", json!("https://evil.example")), Code::Unauthenticated, "ISSUER_MISMATCH", None),
-        ("wrong audience", with(good_claims(), "aud", json!(["billing-api"])), Code::Unauthenticated, "AUDIENCE_MISMATCH", None),
-        ("no audience", without(good_claims(), "aud"), Code::Unauthenticated, "AUDIENCE_MISMATCH", None),
+        (
+            "expired",
+            with(good_claims(), "exp", json!(now - 31)),
+            Code::Unauthenticated,
+            "TOKEN_EXPIRED",
+            Some("true"),
+        ),
+        (
+            "nbf in the future",
+            with(good_claims(), "nbf", json!(now + 120)),
+            Code::Unauthenticated,
+            "TOKEN_NOT_YET_VALID",
+            None,
+        ),
+        (
+            "iat in the future",
+            with(good_claims(), "iat", json!(now + 120)),
+            Code::Unauthenticated,
+            "TOKEN_NOT_YET_VALID",
+            None,
+        ),
+        (
+            "lifetime too long",
+            with(good_claims(), "exp", json!(now + 7200)),
+            Code::Unauthenticated,
+            "TOKEN_LIFETIME_TOO_LONG",
+            None,
+        ),
+        (
+            "exp missing",
+            without(good_claims(), "exp"),
+            Code::Unauthenticated,
+            "CLAIMS_INVALID",
+            None,
+        ),
+        (
+            "exp a string",
+            with(good_claims(), "exp", json!("tomorrow")),
+            Code::Unauthenticated,
+            "CLAIMS_INVALID",
+            None,
+        ),
+        (
+            "exp 1e20",
+            with(good_claims(), "exp", json!(1e20)),
+            Code::Unauthenticated,
+            "CLAIMS_INVALID",
+            None,
+        ),
+        (
+            "wrong issuer",
+            with(good_claims(), "iss", json!("https://evil.example")),
+            Code::Unauthenticated,
+            "ISSUER_MISMATCH",
+            None,
+        ),
+        (
+            "wrong audience",
+            with(good_claims(), "aud", json!(["billing-api"])),
+            Code::Unauthenticated,
+            "AUDIENCE_MISMATCH",
+            None,
+        ),
+        (
+            "no audience",
+            without(good_claims(), "aud"),
+            Code::Unauthenticated,
+            "AUDIENCE_MISMATCH",
+            None,
+        ),
     ];
     for (name, claims, code, reason, refresh) in cases {
         let token = issuer.mint(&claims, ContentEnc::A256Gcm);
@@ -153,12 +247,20 @@ async fn request_audience_and_scopes_are_enforced() {
     let mut req = request(&token);
     req.audience = "reports-api".into();
     req.required_scopes = vec!["orders:read".into()];
-    server.client().await.decrypt(req).await.expect("configured audience in aud");
+    server
+        .client()
+        .await
+        .decrypt(req)
+        .await
+        .expect("configured audience in aud");
 
     let mut req = request(&token);
     req.audience = "admin-api".into();
     let (code, reason, _, _) = rejection(&server, req).await;
-    assert_eq!((code, reason.as_str()), (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (Code::PermissionDenied, "AUDIENCE_NOT_ALLOWED")
+    );
 
     let mut req = request(&token);
     req.required_scopes = vec!["orders:read".into(), "orders:write".into()];
@@ -166,7 +268,10 @@ async fn request_audience_and_scopes_are_enforced() {
     assert_eq!(status.code(), Code::PermissionDenied);
     let info = status.get_error_details().error_info().cloned().expect("ErrorInfo");
     assert_eq!(info.reason, "INSUFFICIENT_SCOPE");
-    assert_eq!(info.metadata.get("missing_scopes").map(String::as_str), Some("orders:write"));
+    assert_eq!(
+        info.metadata.get("missing_scopes").map(String::as_str),
+        Some("orders:write")
+    );
 
     let mut req = request(&token);
     req.required_scopes = (0..65).map(|i| format!("scope-{i}")).collect();
@@ -210,11 +315,29 @@ fn invalid_tokens(files: &KeyFiles) -> Vec<(&'static str, String)> {
         ("tampered tag", flip_first(4)),
         ("tampered iv", flip_first(2)),
         ("truncated tag", replace(4, &segments[4][..10])),
-        ("unknown kid", replace(0, &header(json!({"alg": "ECDH-ES", "enc": "A256GCM", "kid": "nope"})))),
-        ("alg none", replace(0, &header(json!({"alg": "none", "enc": "A256GCM", "kid": "enc-p256"})))),
-        ("RSA1_5", replace(0, &header(json!({"alg": "RSA1_5", "enc": "A256GCM", "kid": "enc-rsa"})))),
-        ("alg differs from the key's pin", replace(0, &header(json!({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": "enc-rsa"})))),
-        ("CBC not enabled", Issuer::new(files, "sig-es256", "enc-p256").mint(&good_claims(), ContentEnc::A128CbcHs256)),
+        (
+            "unknown kid",
+            replace(0, &header(json!({"alg": "ECDH-ES", "enc": "A256GCM", "kid": "nope"}))),
+        ),
+        (
+            "alg none",
+            replace(0, &header(json!({"alg": "none", "enc": "A256GCM", "kid": "enc-p256"}))),
+        ),
+        (
+            "RSA1_5",
+            replace(0, &header(json!({"alg": "RSA1_5", "enc": "A256GCM", "kid": "enc-rsa"}))),
+        ),
+        (
+            "alg differs from the key's pin",
+            replace(
+                0,
+                &header(json!({"alg": "RSA-OAEP", "enc": "A256GCM", "kid": "enc-rsa"})),
+            ),
+        ),
+        (
+            "CBC not enabled",
+            Issuer::new(files, "sig-es256", "enc-p256").mint(&good_claims(), ContentEnc::A128CbcHs256),
+        ),
         ("unsigned payload", unsigned),
         ("signed by an unknown key", unknown_signer),
         ("oversized", "A".repeat(20_000)),
@@ -239,11 +362,20 @@ async fn every_invalid_token_gets_one_opaque_answer() {
 #[tokio::test]
 async fn unsigned_tokens_only_when_enabled_for_symmetric_keys() {
     let files = key_files();
-    let policy = Policy { unsigned: UnsignedTokens::SymmetricKeys, ..test_policy() };
+    let policy = Policy {
+        unsigned: UnsignedTokens::SymmetricKeys,
+        ..test_policy()
+    };
     let server = TestServer::start(common::decrypter(&files, policy)).await;
 
     let symmetric = Issuer::new(&files, "sig-es256", "enc-a256kw").mint_unsigned(&good_claims(), ContentEnc::A256Gcm);
-    let response = server.client().await.decrypt(request(&symmetric)).await.expect("unsigned symmetric").into_inner();
+    let response = server
+        .client()
+        .await
+        .decrypt(request(&symmetric))
+        .await
+        .expect("unsigned symmetric")
+        .into_inner();
     assert_eq!(response.signing_key_id, "");
     assert_eq!(response.key_id, "enc-a256kw");
 
@@ -256,7 +388,11 @@ async fn unsigned_tokens_only_when_enabled_for_symmetric_keys() {
 #[tokio::test]
 async fn token_without_kid_needs_exactly_one_fitting_key() {
     let files = write_keys(
-        &[(KeyAlg::EcdhEs, "only-p256", "P-256"), (KeyAlg::RsaOaep256, "rsa-1", "P-256"), (KeyAlg::RsaOaep256, "rsa-2", "P-256")],
+        &[
+            (KeyAlg::EcdhEs, "only-p256", "P-256"),
+            (KeyAlg::RsaOaep256, "rsa-1", "P-256"),
+            (KeyAlg::RsaOaep256, "rsa-2", "P-256"),
+        ],
         &[(SigAlg::ES256, "sig")],
     );
     let server = TestServer::start(common::decrypter(&files, test_policy())).await;
@@ -266,7 +402,12 @@ async fn token_without_kid_needs_exactly_one_fitting_key() {
         issuer.mint(&good_claims(), ContentEnc::A256Gcm)
     };
 
-    let response = server.client().await.decrypt(request(&mint_without_kid("only-p256"))).await.expect("one key fits");
+    let response = server
+        .client()
+        .await
+        .decrypt(request(&mint_without_kid("only-p256")))
+        .await
+        .expect("one key fits");
     assert_eq!(response.into_inner().key_id, "only-p256");
 
     let (_, reason, _, _) = rejection(&server, request(&mint_without_kid("rsa-1"))).await;

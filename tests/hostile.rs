@@ -15,6 +15,11 @@ use std::{
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use common::{AUDIENCE, ISSUER, Issuer, KeyFiles, TestServer, good_claims, test_policy, write_keys};
+use josekit::{
+    jwe::{self, JweCompression, JweHeader, zip::Def},
+    jwk::{Jwk, JwkSet},
+    jws::{self, JwsSigner},
+};
 use jwed::{
     alg::{ContentEnc, KeyAlg, SigAlg},
     claims::ClaimError,
@@ -22,11 +27,6 @@ use jwed::{
     decrypt::{DecryptError, Decrypted, Decrypter, InvalidToken, Policy, Request, TokenInfo},
     pb::DecryptRequest,
     status::DOMAIN,
-};
-use josekit::{
-    jwe::{self, JweCompression, JweHeader, zip::Def},
-    jwk::{Jwk, JwkSet},
-    jws::{self, JwsSigner},
 };
 use openssl::{
     hash::MessageDigest,
@@ -76,8 +76,17 @@ fn fixture() -> &'static Fixture {
         let decrypter = common::decrypter(&files, test_policy());
         let dir_jwk = jwk_from(&files.private_keys, "enc-dir");
         let dir_key = Base64UrlUnpadded::decode_vec(string_parameter(&dir_jwk, "k")).expect("k is base64url");
-        let issuer_signer = Box::new(jws::ES256.signer_from_jwk(&jwk_from(&files.issuer_private, "sig-es256")).expect("ES256 signer"));
-        Fixture { files, decrypter, dir_key, issuer_signer }
+        let issuer_signer = Box::new(
+            jws::ES256
+                .signer_from_jwk(&jwk_from(&files.issuer_private, "sig-es256"))
+                .expect("ES256 signer"),
+        );
+        Fixture {
+            files,
+            decrypter,
+            dir_key,
+            issuer_signer,
+        }
     })
 }
 
@@ -96,11 +105,16 @@ fn random_bytes(len: usize) -> Vec<u8> {
 fn jwk_from(path: &Path, kid: &str) -> Jwk {
     let bytes = std::fs::read(path).expect("read JWK Set");
     let set = JwkSet::from_bytes(&bytes).expect("parse JWK Set");
-    set.get(kid).first().map(|jwk| (*jwk).clone()).unwrap_or_else(|| panic!("no key {kid} in {}", path.display()))
+    set.get(kid)
+        .first()
+        .map(|jwk| (*jwk).clone())
+        .unwrap_or_else(|| panic!("no key {kid} in {}", path.display()))
 }
 
 fn string_parameter<'j>(jwk: &'j Jwk, name: &str) -> &'j str {
-    jwk.parameter(name).and_then(Value::as_str).unwrap_or_else(|| panic!("JWK has no string member {name}"))
+    jwk.parameter(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("JWK has no string member {name}"))
 }
 
 /// Encrypts `payload` with the shared `dir` key under exactly `header`,
@@ -110,16 +124,24 @@ fn seal_dir(header: &str, payload: &[u8]) -> String {
     let protected = b64(header.as_bytes());
     let iv = random_bytes(12);
     let mut tag = [0u8; 16];
-    let ciphertext =
-        encrypt_aead(Cipher::aes_256_gcm(), &fixture().dir_key, Some(&iv), protected.as_bytes(), payload, &mut tag)
-            .expect("AES-256-GCM");
+    let ciphertext = encrypt_aead(
+        Cipher::aes_256_gcm(),
+        &fixture().dir_key,
+        Some(&iv),
+        protected.as_bytes(),
+        payload,
+        &mut tag,
+    )
+    .expect("AES-256-GCM");
     format!("{protected}..{}.{}.{}", b64(&iv), b64(&ciphertext), b64(&tag))
 }
 
 /// Encrypts `payload` as a nested JWT to jwed's public P-256 key with
 /// josekit, as anyone holding the public key can.
 fn seal_to_public_key(payload: &[u8]) -> String {
-    let encrypter = jwe::ECDH_ES.encrypter_from_jwk(&jwk_from(&fixture().files.public_keys, "enc-p256")).expect("encrypter");
+    let encrypter = jwe::ECDH_ES
+        .encrypter_from_jwk(&jwk_from(&fixture().files.public_keys, "enc-p256"))
+        .expect("encrypter");
     let mut header = JweHeader::new();
     header.set_content_encryption("A256GCM");
     header.set_key_id("enc-p256");
@@ -177,9 +199,15 @@ fn minted(kid: &str, enc: ContentEnc) -> String {
 /// Runs `Decrypter::decrypt` on `token` with no requested audience or
 /// scopes, and fails the test if the call panics.
 fn decrypt_with(decrypter: &Decrypter, case: &str, token: &str) -> Result<Decrypted, DecryptError> {
-    let request = Request { token, audience: None, required_scopes: &[] };
+    let request = Request {
+        token,
+        audience: None,
+        required_scopes: &[],
+    };
     let mut info = TokenInfo::default();
-    match panic::catch_unwind(AssertUnwindSafe(|| decrypter.decrypt(request, common::now(), &mut info))) {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        decrypter.decrypt(request, common::now(), &mut info)
+    })) {
         Ok(result) => result,
         Err(_) => panic!("{case}: decrypt panicked"),
     }
@@ -239,8 +267,16 @@ fn hand_built_tokens_are_accepted() {
     // Recipe: the helpers below with nothing hostile, so that each later
     // rejection comes from the one hostile part.
     let claims = signed_claims(&good_claims_value());
-    accept_with(&fixture().decrypter, "sealed with the dir key", &seal_dir(NESTED_HEADER, claims.as_bytes()));
-    accept_with(&fixture().decrypter, "sealed to the public key", &seal_to_public_key(claims.as_bytes()));
+    accept_with(
+        &fixture().decrypter,
+        "sealed with the dir key",
+        &seal_dir(NESTED_HEADER, claims.as_bytes()),
+    );
+    accept_with(
+        &fixture().decrypter,
+        "sealed to the public key",
+        &seal_to_public_key(claims.as_bytes()),
+    );
 }
 
 #[test]
@@ -248,10 +284,18 @@ fn deflate_bomb_is_rejected_before_inflation() {
     // Recipe: zip "DEF" over 10 MiB of zeros, deflated to fit a 16 KiB token and encrypted with the dir key.
     let inflated_len = 10 * 1024 * 1024;
     let compressed = Def.compress(&vec![0u8; inflated_len]).expect("deflate");
-    assert_eq!(Def.decompress(&compressed).expect("inflate").len(), inflated_len, "the payload must be a real bomb");
+    assert_eq!(
+        Def.decompress(&compressed).expect("inflate").len(),
+        inflated_len,
+        "the payload must be a real bomb"
+    );
     let header = r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","zip":"DEF"}"#;
     let token = seal_dir(header, &compressed);
-    assert!(token.len() <= DEFAULT_MAX_TOKEN_BYTES, "the bomb must pass the size check, but has {} bytes", token.len());
+    assert!(
+        token.len() <= DEFAULT_MAX_TOKEN_BYTES,
+        "the bomb must pass the size check, but has {} bytes",
+        token.len()
+    );
 
     let (error, elapsed) = timed_rejection_with(&fixture().decrypter, "zip DEF", &token);
 
@@ -266,12 +310,16 @@ fn pbes2_is_rejected_fast() {
     let cases = [
         (
             "p2s before p2c",
-            format!(r#"{{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","kid":"enc-a256kw","p2s":"{salt}","p2c":1000000000}}"#),
+            format!(
+                r#"{{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","kid":"enc-a256kw","p2s":"{salt}","p2c":1000000000}}"#
+            ),
             not_allowed("p2s"),
         ),
         (
             "p2c before p2s",
-            format!(r#"{{"alg":"PBES2-HS256+A128KW","enc":"A128GCM","kid":"enc-a128kw","p2c":1000000000,"p2s":"{salt}"}}"#),
+            format!(
+                r#"{{"alg":"PBES2-HS256+A128KW","enc":"A128GCM","kid":"enc-a128kw","p2c":1000000000,"p2s":"{salt}"}}"#
+            ),
             not_allowed("p2c"),
         ),
         (
@@ -301,7 +349,11 @@ fn invalid_curve_epk_fails_decryption() {
     let cases = [
         ("x=1, y=1", b64(&coordinate_one), b64(&coordinate_one)),
         ("x=0, y=0", b64(&[0u8; 32]), b64(&[0u8; 32])),
-        ("real x, y with its last bit flipped", string_parameter(&public, "x").to_owned(), b64(&y_off_curve)),
+        (
+            "real x, y with its last bit flipped",
+            string_parameter(&public, "x").to_owned(),
+            b64(&y_off_curve),
+        ),
     ];
     for (case, x, y) in cases {
         let header = json!({
@@ -311,7 +363,11 @@ fn invalid_curve_epk_fails_decryption() {
             "epk": {"kty": "EC", "crv": "P-256", "x": x, "y": y},
         });
         let token = random_body(&header.to_string(), [0, 12, 32, 16]);
-        assert_eq!(rejection(case, &token), invalid(InvalidToken::DecryptionFailed), "{case}");
+        assert_eq!(
+            rejection(case, &token),
+            invalid(InvalidToken::DecryptionFailed),
+            "{case}"
+        );
     }
 }
 
@@ -320,7 +376,10 @@ fn epk_on_another_curve_is_key_mismatch() {
     // Recipe: a valid point of one curve in the epk of a token for a key on another curve.
     let p256 = jwk_from(&fixture().files.public_keys, "enc-p256");
     let p384 = jwk_from(&fixture().files.public_keys, "enc-p384");
-    let cases = [("P-256 point for the P-384 key", &p256, "enc-p384"), ("P-384 point for the P-256 key", &p384, "enc-p256")];
+    let cases = [
+        ("P-256 point for the P-384 key", &p256, "enc-p384"),
+        ("P-384 point for the P-256 key", &p384, "enc-p256"),
+    ];
     for (case, point, kid) in cases {
         let header = json!({
             "alg": "ECDH-ES",
@@ -345,14 +404,21 @@ fn rsa1_5_is_unsupported() {
     let mut public = jwk_from(&fixture().files.public_keys, "enc-rsa").as_ref().clone();
     public.remove("alg");
     #[expect(deprecated, reason = "josekit deprecates RSA1_5, which is the point of this attack")]
-    let encrypter = jwe::RSA1_5.encrypter_from_jwk(&Jwk::from_map(public).expect("JWK")).expect("RSA1_5 encrypter");
+    let encrypter = jwe::RSA1_5
+        .encrypter_from_jwk(&Jwk::from_map(public).expect("JWK"))
+        .expect("RSA1_5 encrypter");
     let mut header = JweHeader::new();
     header.set_content_encryption("A256GCM");
     header.set_key_id("enc-rsa");
     header.set_content_type("JWT");
-    let token = jwe::serialize_compact(signed_claims(&good_claims_value()).as_bytes(), &header, &encrypter).expect("encrypt");
+    let token =
+        jwe::serialize_compact(signed_claims(&good_claims_value()).as_bytes(), &header, &encrypter).expect("encrypt");
 
-    assert_eq!(rejection("RSA1_5", &token), jwe_format(FormatError::UnsupportedAlgorithm("alg")), "RSA1_5");
+    assert_eq!(
+        rejection("RSA1_5", &token),
+        jwe_format(FormatError::UnsupportedAlgorithm("alg")),
+        "RSA1_5"
+    );
 }
 
 #[test]
@@ -366,7 +432,11 @@ fn truncated_and_extended_tags_are_rejected() {
         let case = format!("{len}-byte tag");
         let mut changed = tag.clone();
         changed.resize(len, 0);
-        let expected = jwe_format(FormatError::SegmentLength { segment: "authentication tag", actual: len, expected: 16 });
+        let expected = jwe_format(FormatError::SegmentLength {
+            segment: "authentication tag",
+            actual: len,
+            expected: 16,
+        });
         assert_eq!(rejection(&case, &with_segment(&token, 4, &changed)), expected, "{case}");
     }
 }
@@ -374,7 +444,10 @@ fn truncated_and_extended_tags_are_rejected() {
 #[test]
 fn josekit_panic_triggers_are_rejected() {
     // Recipe: valid tokens with an empty or 8-byte IV, or a 0- or 7-byte wrapped key. josekit 0.10.3 panics on all but the 0-byte key.
-    let cbc_policy = Policy { content_encryption: ContentEnc::ALL.to_vec(), ..test_policy() };
+    let cbc_policy = Policy {
+        content_encryption: ContentEnc::ALL.to_vec(),
+        ..test_policy()
+    };
     let cbc_decrypter = common::decrypter(&fixture().files, cbc_policy);
 
     let gcm = minted("enc-p256", ContentEnc::A256Gcm);
@@ -383,13 +456,29 @@ fn josekit_panic_triggers_are_rejected() {
     accept_with(&cbc_decrypter, "unchanged A128CBC-HS256 token", &cbc);
     accept_with(&fixture().decrypter, "unchanged A128KW token", &key_wrap);
 
-    let iv = |actual, expected| jwe_format(FormatError::SegmentLength { segment: "initialization vector", actual, expected });
-    let key = |actual| jwe_format(FormatError::SegmentLength { segment: "encrypted key", actual, expected: 24 });
+    let iv = |actual, expected| {
+        jwe_format(FormatError::SegmentLength {
+            segment: "initialization vector",
+            actual,
+            expected,
+        })
+    };
+    let key = |actual| {
+        jwe_format(FormatError::SegmentLength {
+            segment: "encrypted key",
+            actual,
+            expected: 24,
+        })
+    };
     let cases = [
         ("empty IV", with_segment(&gcm, 2, &[]), iv(0, 12)),
         ("8-byte CBC IV", with_segment(&cbc, 2, &random_bytes(8)), iv(8, 16)),
         ("empty A128KW encrypted key", with_segment(&key_wrap, 1, &[]), key(0)),
-        ("7-byte A128KW encrypted key", with_segment(&key_wrap, 1, &decoded_segment(&key_wrap, 1)[..7]), key(7)),
+        (
+            "7-byte A128KW encrypted key",
+            with_segment(&key_wrap, 1, &decoded_segment(&key_wrap, 1)[..7]),
+            key(7),
+        ),
     ];
     for (case, token, expected) in cases {
         assert_eq!(rejection_with(&cbc_decrypter, case, &token), expected, "{case}");
@@ -401,12 +490,25 @@ fn crit_header_is_rejected() {
     // Recipe: correctly encrypted tokens whose header marks extensions as critical.
     let claims = signed_claims(&good_claims_value());
     let cases = [
-        ("crit [\"exp\"]", r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":["exp"],"exp":1}"#),
-        ("crit []", r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":[]}"#),
-        ("crit [\"b64\"]", r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":["b64"],"b64":false}"#),
+        (
+            "crit [\"exp\"]",
+            r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":["exp"],"exp":1}"#,
+        ),
+        (
+            "crit []",
+            r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":[]}"#,
+        ),
+        (
+            "crit [\"b64\"]",
+            r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","crit":["b64"],"b64":false}"#,
+        ),
     ];
     for (case, header) in cases {
-        assert_eq!(rejection(case, &seal_dir(header, claims.as_bytes())), not_allowed("crit"), "{case}");
+        assert_eq!(
+            rejection(case, &seal_dir(header, claims.as_bytes())),
+            not_allowed("crit"),
+            "{case}"
+        );
     }
 
     let inner = sign_raw(
@@ -415,7 +517,11 @@ fn crit_header_is_rejected() {
         good_claims_value().to_string().as_bytes(),
     );
     let expected = jws_format(FormatError::MemberNotAllowed("crit".into()));
-    assert_eq!(rejection("crit in the JWS", &seal_to_public_key(inner.as_bytes())), expected, "crit in the JWS");
+    assert_eq!(
+        rejection("crit in the JWS", &seal_to_public_key(inner.as_bytes())),
+        expected,
+        "crit in the JWS"
+    );
 }
 
 #[test]
@@ -429,14 +535,27 @@ fn unsigned_and_hmac_inner_jws_are_rejected() {
     let mac = hmac.sign_oneshot_to_vec(hmac_input.as_bytes()).expect("HMAC-SHA256");
 
     let cases = [
-        ("alg none", format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#))),
-        ("alg None", format!("{}.{payload}.", b64(br#"{"alg":"None","typ":"JWT"}"#))),
-        ("alg none with kid", format!("{}.{payload}.", b64(br#"{"alg":"none","kid":"sig-es256"}"#))),
+        (
+            "alg none",
+            format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
+        ),
+        (
+            "alg None",
+            format!("{}.{payload}.", b64(br#"{"alg":"None","typ":"JWT"}"#)),
+        ),
+        (
+            "alg none with kid",
+            format!("{}.{payload}.", b64(br#"{"alg":"none","kid":"sig-es256"}"#)),
+        ),
         ("HS256 keyed with the public key", format!("{hmac_input}.{}", b64(&mac))),
     ];
     for (case, inner) in cases {
         let expected = jws_format(FormatError::UnsupportedAlgorithm("alg"));
-        assert_eq!(rejection(case, &seal_to_public_key(inner.as_bytes())), expected, "{case}");
+        assert_eq!(
+            rejection(case, &seal_to_public_key(inner.as_bytes())),
+            expected,
+            "{case}"
+        );
     }
 }
 
@@ -445,7 +564,11 @@ fn jwe_nested_in_jwe_is_rejected() {
     // Recipe: cty JWT whose payload is another valid 5-segment JWE instead of a JWS.
     let inner = minted("enc-p256", ContentEnc::A256Gcm);
     let token = seal_to_public_key(inner.as_bytes());
-    assert_eq!(rejection("JWE in JWE", &token), jws_format(FormatError::SegmentCount { expected: 3 }), "JWE in JWE");
+    assert_eq!(
+        rejection("JWE in JWE", &token),
+        jws_format(FormatError::SegmentCount { expected: 3 }),
+        "JWE in JWE"
+    );
 }
 
 #[test]
@@ -456,13 +579,33 @@ fn stripped_signature_is_rejected() {
     let signature = Base64UrlUnpadded::decode_vec(signature).expect("signature");
 
     let cases = [
-        ("empty signature", format!("{signing_input}."), invalid(InvalidToken::BadSignature)),
-        ("no signature segment", signing_input.to_owned(), jws_format(FormatError::SegmentCount { expected: 3 })),
-        ("63-byte signature", format!("{signing_input}.{}", b64(&signature[..63])), invalid(InvalidToken::BadSignature)),
-        ("zero signature", format!("{signing_input}.{}", b64(&[0u8; 64])), invalid(InvalidToken::BadSignature)),
+        (
+            "empty signature",
+            format!("{signing_input}."),
+            invalid(InvalidToken::BadSignature),
+        ),
+        (
+            "no signature segment",
+            signing_input.to_owned(),
+            jws_format(FormatError::SegmentCount { expected: 3 }),
+        ),
+        (
+            "63-byte signature",
+            format!("{signing_input}.{}", b64(&signature[..63])),
+            invalid(InvalidToken::BadSignature),
+        ),
+        (
+            "zero signature",
+            format!("{signing_input}.{}", b64(&[0u8; 64])),
+            invalid(InvalidToken::BadSignature),
+        ),
     ];
     for (case, inner, expected) in cases {
-        assert_eq!(rejection(case, &seal_to_public_key(inner.as_bytes())), expected, "{case}");
+        assert_eq!(
+            rejection(case, &seal_to_public_key(inner.as_bytes())),
+            expected,
+            "{case}"
+        );
     }
 }
 
@@ -470,24 +613,50 @@ fn stripped_signature_is_rejected() {
 fn jws_signed_by_unknown_key_is_rejected() {
     // Recipe: an inner JWS signed by a stranger's key, under the issuer's kid, another kid or no kid.
     let stranger = write_keys(&[], &[(SigAlg::ES256, "sig-es256"), (SigAlg::EdDSA, "sig-eddsa")]);
-    let es256 = jws::ES256.signer_from_jwk(&jwk_from(&stranger.issuer_private, "sig-es256")).expect("ES256 signer");
-    let eddsa = jws::EdDSA.signer_from_jwk(&jwk_from(&stranger.issuer_private, "sig-eddsa")).expect("EdDSA signer");
+    let es256 = jws::ES256
+        .signer_from_jwk(&jwk_from(&stranger.issuer_private, "sig-es256"))
+        .expect("ES256 signer");
+    let eddsa = jws::EdDSA
+        .signer_from_jwk(&jwk_from(&stranger.issuer_private, "sig-eddsa"))
+        .expect("EdDSA signer");
     let claims = good_claims_value().to_string();
 
     let cases: [(&str, &dyn JwsSigner, &str, InvalidToken); 4] = [
-        ("ES256 under the issuer's kid", &es256, JWS_HEADER, InvalidToken::BadSignature),
-        ("ES256 without kid", &es256, r#"{"alg":"ES256","typ":"JWT"}"#, InvalidToken::BadSignature),
-        ("ES256 under an unknown kid", &es256, r#"{"alg":"ES256","kid":"sig-stranger"}"#, InvalidToken::UnknownIssuerKey),
+        (
+            "ES256 under the issuer's kid",
+            &es256,
+            JWS_HEADER,
+            InvalidToken::BadSignature,
+        ),
+        (
+            "ES256 without kid",
+            &es256,
+            r#"{"alg":"ES256","typ":"JWT"}"#,
+            InvalidToken::BadSignature,
+        ),
+        (
+            "ES256 under an unknown kid",
+            &es256,
+            r#"{"alg":"ES256","kid":"sig-stranger"}"#,
+            InvalidToken::UnknownIssuerKey,
+        ),
         (
             "EdDSA under the issuer's kid",
             &eddsa,
             r#"{"alg":"EdDSA","kid":"sig-es256"}"#,
-            InvalidToken::SignatureAlgorithmMismatch { header: SigAlg::EdDSA, pinned: SigAlg::ES256 },
+            InvalidToken::SignatureAlgorithmMismatch {
+                header: SigAlg::EdDSA,
+                pinned: SigAlg::ES256,
+            },
         ),
     ];
     for (case, signer, header, expected) in cases {
         let inner = sign_raw(signer, header, claims.as_bytes());
-        assert_eq!(rejection(case, &seal_to_public_key(inner.as_bytes())), invalid(expected), "{case}");
+        assert_eq!(
+            rejection(case, &seal_to_public_key(inner.as_bytes())),
+            invalid(expected),
+            "{case}"
+        );
     }
 }
 
@@ -497,17 +666,28 @@ fn cty_jwt_is_matched_case_insensitively() {
     let claims = signed_claims(&good_claims_value());
     for cty in ["JWT", "jwt", "Jwt", "application/jwt", "Application/JWT"] {
         let header = format!(r#"{{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"{cty}"}}"#);
-        accept_with(&fixture().decrypter, &format!("cty {cty}"), &seal_dir(&header, claims.as_bytes()));
+        accept_with(
+            &fixture().decrypter,
+            &format!("cty {cty}"),
+            &seal_dir(&header, claims.as_bytes()),
+        );
     }
 
     let without_cty = seal_dir(r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir"}"#, claims.as_bytes());
-    assert_eq!(rejection("no cty", &without_cty), invalid(InvalidToken::SignatureRequired), "no cty");
+    assert_eq!(
+        rejection("no cty", &without_cty),
+        invalid(InvalidToken::SignatureRequired),
+        "no cty"
+    );
 }
 
 #[test]
 fn many_segments_are_rejected_fast() {
     // Recipe: strings made mostly of dots, up to and beyond the token size limit.
-    let large_policy = Policy { max_token_bytes: 2 * 1024 * 1024, ..test_policy() };
+    let large_policy = Policy {
+        max_token_bytes: 2 * 1024 * 1024,
+        ..test_policy()
+    };
     let large_decrypter = common::decrypter(&fixture().files, large_policy);
     let mut sixteen_kib: String = "A.".repeat(4000);
     sixteen_kib.push_str(&"A".repeat(DEFAULT_MAX_TOKEN_BYTES - sixteen_kib.len()));
@@ -516,13 +696,39 @@ fn many_segments_are_rejected_fast() {
     // Counting a million separators takes about 30 ms in a debug build on
     // a 2-CPU test machine, so that case gets a looser, linear-time bound.
     let linear = Duration::from_millis(250);
-    let too_large = jwe_format(FormatError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES });
+    let too_large = jwe_format(FormatError::TooLarge {
+        max: DEFAULT_MAX_TOKEN_BYTES,
+    });
     let segment_count = jwe_format(FormatError::SegmentCount { expected: 5 });
     let cases = [
-        ("1_000_000 dots", &fixture().decrypter, ".".repeat(1_000_000), too_large, FAST),
-        ("16 KiB with 4000 dots", &fixture().decrypter, sixteen_kib, segment_count.clone(), FAST),
-        ("1_000_000 dots under a 2 MiB limit", &large_decrypter, ".".repeat(1_000_000), segment_count.clone(), linear),
-        ("six segments", &fixture().decrypter, format!("{}.AAAA", minted("enc-p256", ContentEnc::A256Gcm)), segment_count, FAST),
+        (
+            "1_000_000 dots",
+            &fixture().decrypter,
+            ".".repeat(1_000_000),
+            too_large,
+            FAST,
+        ),
+        (
+            "16 KiB with 4000 dots",
+            &fixture().decrypter,
+            sixteen_kib,
+            segment_count.clone(),
+            FAST,
+        ),
+        (
+            "1_000_000 dots under a 2 MiB limit",
+            &large_decrypter,
+            ".".repeat(1_000_000),
+            segment_count.clone(),
+            linear,
+        ),
+        (
+            "six segments",
+            &fixture().decrypter,
+            format!("{}.AAAA", minted("enc-p256", ContentEnc::A256Gcm)),
+            segment_count,
+            FAST,
+        ),
     ];
     for (case, decrypter, token, expected, bound) in cases {
         let (error, elapsed) = timed_rejection_with(decrypter, case, &token);
@@ -537,19 +743,43 @@ fn duplicate_members_are_rejected() {
     // Recipe: correctly encrypted and signed tokens whose JSON repeats a member with another value.
     let claims = signed_claims(&good_claims_value());
     let headers = [
-        ("alg twice", r#"{"alg":"dir","alg":"RSA1_5","enc":"A256GCM","kid":"enc-dir","cty":"JWT"}"#),
-        ("kid twice", r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","kid":"enc-rsa","cty":"JWT"}"#),
-        ("enc twice", r#"{"alg":"dir","enc":"A256GCM","enc":"A128GCM","kid":"enc-dir","cty":"JWT"}"#),
-        ("cty twice", r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","cty":"json"}"#),
+        (
+            "alg twice",
+            r#"{"alg":"dir","alg":"RSA1_5","enc":"A256GCM","kid":"enc-dir","cty":"JWT"}"#,
+        ),
+        (
+            "kid twice",
+            r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","kid":"enc-rsa","cty":"JWT"}"#,
+        ),
+        (
+            "enc twice",
+            r#"{"alg":"dir","enc":"A256GCM","enc":"A128GCM","kid":"enc-dir","cty":"JWT"}"#,
+        ),
+        (
+            "cty twice",
+            r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","cty":"json"}"#,
+        ),
     ];
     for (case, header) in headers {
-        assert_eq!(rejection(case, &seal_dir(header, claims.as_bytes())), jwe_format(FormatError::HeaderJson), "{case}");
+        assert_eq!(
+            rejection(case, &seal_dir(header, claims.as_bytes())),
+            jwe_format(FormatError::HeaderJson),
+            "{case}"
+        );
     }
 
     let payload = good_claims_value().to_string();
-    let twice_alg = sign_raw(fixture().issuer_signer.as_ref(), r#"{"alg":"ES256","alg":"none","kid":"sig-es256"}"#, payload.as_bytes());
+    let twice_alg = sign_raw(
+        fixture().issuer_signer.as_ref(),
+        r#"{"alg":"ES256","alg":"none","kid":"sig-es256"}"#,
+        payload.as_bytes(),
+    );
     let case = "alg twice in the JWS";
-    assert_eq!(rejection(case, &seal_dir(NESTED_HEADER, twice_alg.as_bytes())), jws_format(FormatError::HeaderJson), "{case}");
+    assert_eq!(
+        rejection(case, &seal_dir(NESTED_HEADER, twice_alg.as_bytes())),
+        jws_format(FormatError::HeaderJson),
+        "{case}"
+    );
 
     let twice_sub = payload.replacen('{', r#"{"sub":"admin","#, 1);
     let case = "sub twice in the claims";
@@ -573,17 +803,29 @@ fn key_pointing_header_members_are_rejected() {
         let mut header = json!({"alg": "dir", "enc": "A256GCM", "kid": "enc-dir", "cty": "JWT"});
         header[*member] = value.clone();
         let case = format!("{member} in the JWE header");
-        assert_eq!(rejection(&case, &seal_dir(&header.to_string(), claims.as_bytes())), not_allowed(member), "{case}");
+        assert_eq!(
+            rejection(&case, &seal_dir(&header.to_string(), claims.as_bytes())),
+            not_allowed(member),
+            "{case}"
+        );
     }
 
     let payload = good_claims_value().to_string();
     for (member, value) in &pointers {
         let mut header = json!({"alg": "ES256", "kid": "sig-es256"});
         header[*member] = value.clone();
-        let inner = sign_raw(fixture().issuer_signer.as_ref(), &header.to_string(), payload.as_bytes());
+        let inner = sign_raw(
+            fixture().issuer_signer.as_ref(),
+            &header.to_string(),
+            payload.as_bytes(),
+        );
         let case = format!("{member} in the JWS header");
         let expected = jws_format(FormatError::MemberNotAllowed((*member).into()));
-        assert_eq!(rejection(&case, &seal_dir(NESTED_HEADER, inner.as_bytes())), expected, "{case}");
+        assert_eq!(
+            rejection(&case, &seal_dir(NESTED_HEADER, inner.as_bytes())),
+            expected,
+            "{case}"
+        );
     }
 }
 
@@ -591,16 +833,38 @@ fn key_pointing_header_members_are_rejected() {
 fn oversized_token_and_header_are_rejected() {
     // Recipe: a valid token one byte over a limit set just below it, and headers just over 4 KiB.
     let token = minted("enc-p256", ContentEnc::A256Gcm);
-    let at_limit = common::decrypter(&fixture().files, Policy { max_token_bytes: token.len(), ..test_policy() });
-    let below = common::decrypter(&fixture().files, Policy { max_token_bytes: token.len() - 1, ..test_policy() });
+    let at_limit = common::decrypter(
+        &fixture().files,
+        Policy {
+            max_token_bytes: token.len(),
+            ..test_policy()
+        },
+    );
+    let below = common::decrypter(
+        &fixture().files,
+        Policy {
+            max_token_bytes: token.len() - 1,
+            ..test_policy()
+        },
+    );
     accept_with(&at_limit, "token of exactly max_token_bytes", &token);
     let expected = jwe_format(FormatError::TooLarge { max: token.len() - 1 });
-    assert_eq!(rejection_with(&below, "token one byte over", &token), expected, "token one byte over");
+    assert_eq!(
+        rejection_with(&below, "token one byte over", &token),
+        expected,
+        "token one byte over"
+    );
 
     let over_default = format!("{}....", "A".repeat(DEFAULT_MAX_TOKEN_BYTES - 3));
     assert_eq!(over_default.len(), DEFAULT_MAX_TOKEN_BYTES + 1);
-    let expected = jwe_format(FormatError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES });
-    assert_eq!(rejection("16 KiB plus one byte", &over_default), expected, "16 KiB plus one byte");
+    let expected = jwe_format(FormatError::TooLarge {
+        max: DEFAULT_MAX_TOKEN_BYTES,
+    });
+    assert_eq!(
+        rejection("16 KiB plus one byte", &over_default),
+        expected,
+        "16 KiB plus one byte"
+    );
 
     // The header is padded with an unknown member to an exact decoded size.
     let header_of_len = |len: usize| {
@@ -608,11 +872,25 @@ fn oversized_token_and_header_are_rejected() {
         format!("{prefix}{}\"}}", "x".repeat(len - prefix.len() - 2))
     };
     let claims = signed_claims(&good_claims_value());
-    let large_decrypter = common::decrypter(&fixture().files, Policy { max_token_bytes: 1024 * 1024, ..test_policy() });
+    let large_decrypter = common::decrypter(
+        &fixture().files,
+        Policy {
+            max_token_bytes: 1024 * 1024,
+            ..test_policy()
+        },
+    );
     let too_large = jwe_format(FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES });
     let cases = [
-        ("header of exactly 4096 bytes", header_of_len(MAX_HEADER_BYTES), not_allowed("pad")),
-        ("header of 4097 bytes", header_of_len(MAX_HEADER_BYTES + 1), too_large.clone()),
+        (
+            "header of exactly 4096 bytes",
+            header_of_len(MAX_HEADER_BYTES),
+            not_allowed("pad"),
+        ),
+        (
+            "header of 4097 bytes",
+            header_of_len(MAX_HEADER_BYTES + 1),
+            too_large.clone(),
+        ),
         ("header of 100 KiB", header_of_len(100 * 1024), too_large),
     ];
     for (case, header, expected) in cases {
@@ -631,17 +909,39 @@ fn deeply_nested_json_is_rejected() {
     let objects = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
     let in_claims = format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","deep":{arrays}}}"#);
     // Base64 twice over 20 KB of brackets needs about 36 KB, beyond the default limit.
-    let decrypter = common::decrypter(&fixture().files, Policy { max_token_bytes: 256 * 1024, ..test_policy() });
+    let decrypter = common::decrypter(
+        &fixture().files,
+        Policy {
+            max_token_bytes: 256 * 1024,
+            ..test_policy()
+        },
+    );
 
-    let cases = [("10000 nested arrays", arrays), ("10000 nested objects", objects), ("10000 nested arrays in a claim", in_claims)];
+    let cases = [
+        ("10000 nested arrays", arrays),
+        ("10000 nested objects", objects),
+        ("10000 nested arrays in a claim", in_claims),
+    ];
     for (case, payload) in cases {
         let token = seal_dir(NESTED_HEADER, signed(payload.as_bytes()).as_bytes());
-        assert_eq!(rejection_with(&decrypter, case, &token), invalid(InvalidToken::ClaimsNotJson), "{case}");
+        assert_eq!(
+            rejection_with(&decrypter, case, &token),
+            invalid(InvalidToken::ClaimsNotJson),
+            "{case}"
+        );
     }
 
-    let header = format!(r#"{{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","x":{}{}}}"#, "[".repeat(2000), "]".repeat(2000));
+    let header = format!(
+        r#"{{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","x":{}{}}}"#,
+        "[".repeat(2000),
+        "]".repeat(2000)
+    );
     let token = seal_dir(&header, signed_claims(&good_claims_value()).as_bytes());
-    assert_eq!(rejection("2000 nested arrays in the header", &token), jwe_format(FormatError::HeaderJson), "2000 nested arrays in the header");
+    assert_eq!(
+        rejection("2000 nested arrays in the header", &token),
+        jwe_format(FormatError::HeaderJson),
+        "2000 nested arrays in the header"
+    );
 }
 
 #[test]
@@ -654,7 +954,11 @@ fn exp_of_wrong_type_or_range_is_rejected() {
         ("exp u64::MAX", json!(u64::MAX), ClaimError::Malformed("exp")),
         ("exp \"123\"", json!("123"), ClaimError::Malformed("exp")),
         ("exp null", Value::Null, ClaimError::Malformed("exp")),
-        ("exp i64::MAX", json!(i64::MAX), ClaimError::LifetimeTooLong { max: 3600 }),
+        (
+            "exp i64::MAX",
+            json!(i64::MAX),
+            ClaimError::LifetimeTooLong { max: 3600 },
+        ),
         ("exp i64::MIN", json!(i64::MIN), ClaimError::Expired),
         ("exp far in the past", json!(now - 3600), ClaimError::Expired),
     ];
@@ -668,17 +972,37 @@ fn exp_of_wrong_type_or_range_is_rejected() {
     let mut claims = good_claims_value();
     claims.as_object_mut().expect("object").remove("exp");
     let token = seal_to_public_key(signed_claims(&claims).as_bytes());
-    assert_eq!(rejection("exp missing", &token), DecryptError::Claims(ClaimError::Missing("exp")), "exp missing");
+    assert_eq!(
+        rejection("exp missing", &token),
+        DecryptError::Claims(ClaimError::Missing("exp")),
+        "exp missing"
+    );
 }
 
 #[test]
 fn issuer_must_match_exactly() {
     // Recipe: correctly signed claims whose iss only resembles the configured issuer.
     let cases = [
-        ("issuer with a suffix", json!(format!("{ISSUER}.evil")), ClaimError::IssuerMismatch),
-        ("issuer with a prefix", json!(format!("evil.{ISSUER}")), ClaimError::IssuerMismatch),
-        ("issuer with a trailing slash", json!(format!("{ISSUER}/")), ClaimError::IssuerMismatch),
-        ("issuer in upper case", json!(ISSUER.to_uppercase()), ClaimError::IssuerMismatch),
+        (
+            "issuer with a suffix",
+            json!(format!("{ISSUER}.evil")),
+            ClaimError::IssuerMismatch,
+        ),
+        (
+            "issuer with a prefix",
+            json!(format!("evil.{ISSUER}")),
+            ClaimError::IssuerMismatch,
+        ),
+        (
+            "issuer with a trailing slash",
+            json!(format!("{ISSUER}/")),
+            ClaimError::IssuerMismatch,
+        ),
+        (
+            "issuer in upper case",
+            json!(ISSUER.to_uppercase()),
+            ClaimError::IssuerMismatch,
+        ),
         ("issuer in an array", json!([ISSUER]), ClaimError::Malformed("iss")),
         ("issuer null", Value::Null, ClaimError::Malformed("iss")),
     ];
@@ -693,18 +1017,30 @@ fn issuer_must_match_exactly() {
 #[test]
 fn audience_is_a_string_or_array_of_strings() {
     // Recipe: correctly signed claims with aud in each JSON form.
-    let accepted = [("aud string", json!(AUDIENCE)), ("aud array", json!([AUDIENCE])), ("aud array, match second", json!(["billing-api", AUDIENCE]))];
+    let accepted = [
+        ("aud string", json!(AUDIENCE)),
+        ("aud array", json!([AUDIENCE])),
+        ("aud array, match second", json!(["billing-api", AUDIENCE])),
+    ];
     for (case, aud) in accepted {
         let mut claims = good_claims_value();
         claims["aud"] = aud;
-        accept_with(&fixture().decrypter, case, &seal_to_public_key(signed_claims(&claims).as_bytes()));
+        accept_with(
+            &fixture().decrypter,
+            case,
+            &seal_to_public_key(signed_claims(&claims).as_bytes()),
+        );
     }
 
     let rejected = [
         ("aud number", json!(42), ClaimError::Malformed("aud")),
         ("aud array of numbers", json!([42]), ClaimError::Malformed("aud")),
         ("aud object", json!({"aud": AUDIENCE}), ClaimError::Malformed("aud")),
-        ("aud with a suffix", json!(format!("{AUDIENCE}-evil")), ClaimError::AudienceMismatch),
+        (
+            "aud with a suffix",
+            json!(format!("{AUDIENCE}-evil")),
+            ClaimError::AudienceMismatch,
+        ),
     ];
     for (case, aud, expected) in rejected {
         let mut claims = good_claims_value();
@@ -724,22 +1060,47 @@ async fn grpc_returns_one_status_for_hostile_tokens() {
         "alg": "ECDH-ES", "enc": "A256GCM", "kid": "enc-p256",
         "epk": {"kty": "EC", "crv": "P-256", "x": b64(&coordinate_one), "y": b64(&coordinate_one)},
     });
-    let alg_none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(good_claims_value().to_string().as_bytes()));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(good_claims_value().to_string().as_bytes())
+    );
     let claims = signed_claims(&good_claims_value());
     let tokens = [
-        ("deflate bomb", seal_dir(r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","zip":"DEF"}"#, &compressed)),
+        (
+            "deflate bomb",
+            seal_dir(
+                r#"{"alg":"dir","enc":"A256GCM","kid":"enc-dir","cty":"JWT","zip":"DEF"}"#,
+                &compressed,
+            ),
+        ),
         (
             "PBES2",
-            random_body(r#"{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","kid":"enc-a256kw","p2s":"AAAAAAAAAAAAAAAAAAAAAA","p2c":1000000000}"#, [40, 12, 32, 16]),
+            random_body(
+                r#"{"alg":"PBES2-HS512+A256KW","enc":"A256GCM","kid":"enc-a256kw","p2s":"AAAAAAAAAAAAAAAAAAAAAA","p2c":1000000000}"#,
+                [40, 12, 32, 16],
+            ),
         ),
-        ("invalid curve", random_body(&invalid_curve.to_string(), [0, 12, 32, 16])),
+        (
+            "invalid curve",
+            random_body(&invalid_curve.to_string(), [0, 12, 32, 16]),
+        ),
         ("alg none in the JWS", seal_to_public_key(alg_none.as_bytes())),
-        ("alg twice", seal_dir(r#"{"alg":"dir","alg":"RSA1_5","enc":"A256GCM","kid":"enc-dir","cty":"JWT"}"#, claims.as_bytes())),
+        (
+            "alg twice",
+            seal_dir(
+                r#"{"alg":"dir","alg":"RSA1_5","enc":"A256GCM","kid":"enc-dir","cty":"JWT"}"#,
+                claims.as_bytes(),
+            ),
+        ),
     ];
 
     let server = TestServer::start(common::decrypter(&fixture().files, test_policy())).await;
     for (case, token) in tokens {
-        let request = DecryptRequest { token, ..DecryptRequest::default() };
+        let request = DecryptRequest {
+            token,
+            ..DecryptRequest::default()
+        };
         let status = server.client().await.decrypt(request).await.expect_err(case);
         let details = status.get_error_details();
         let info = details.error_info().unwrap_or_else(|| panic!("{case}: no ErrorInfo"));

@@ -7,11 +7,7 @@
 
 mod common;
 
-use std::{
-    collections::HashMap,
-    path::Path,
-    process::Command,
-};
+use std::{collections::HashMap, path::Path, process::Command};
 
 use common::{TestServer, now};
 use jwed::{
@@ -52,7 +48,12 @@ const KEYS: &[(KeyAlg, &str, u32, usize)] = &[
     (KeyAlg::A256Kw, "", 0, 0),
 ];
 
-const ENCS: [ContentEnc; 4] = [ContentEnc::A128Gcm, ContentEnc::A256Gcm, ContentEnc::A128CbcHs256, ContentEnc::A256CbcHs512];
+const ENCS: [ContentEnc; 4] = [
+    ContentEnc::A128Gcm,
+    ContentEnc::A256Gcm,
+    ContentEnc::A128CbcHs256,
+    ContentEnc::A256CbcHs512,
+];
 
 /// Writes jwed's keys: the private set for the server and, for jose, the
 /// public halves (with symmetric keys in full).
@@ -60,7 +61,15 @@ fn write_keys(dir: &Path) -> usize {
     let keys: Vec<GeneratedKey> = KEYS
         .iter()
         .map(|&(alg, crv, bits, size)| {
-            let kid = format!("{}-{}", alg.name(), if crv.is_empty() { (bits as usize + size).to_string() } else { crv.to_owned() });
+            let kid = format!(
+                "{}-{}",
+                alg.name(),
+                if crv.is_empty() {
+                    (bits as usize + size).to_string()
+                } else {
+                    crv.to_owned()
+                }
+            );
             GeneratedKey::generate(KeySpec::Decryption(alg), &kid, crv, bits.max(2048), size.max(16)).expect("generate")
         })
         .collect();
@@ -91,10 +100,21 @@ fn expected_tokens() -> usize {
 fn run_jose(dir: &Path) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/mint.mjs");
     let modules = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/node_modules/jose");
-    assert!(Path::new(modules).exists(), "jose is not installed: run `npm ci --prefix tests/interop` (bash .ci/run does)");
+    assert!(
+        Path::new(modules).exists(),
+        "jose is not installed: run `npm ci --prefix tests/interop` (bash .ci/run does)"
+    );
 
-    let output = Command::new("node").arg(script).arg(dir).output().expect("run node: install Node.js (bash .ci/run does)");
-    assert!(output.status.success(), "mint.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("node")
+        .arg(script)
+        .arg(dir)
+        .output()
+        .expect("run node: install Node.js (bash .ci/run does)");
+    assert!(
+        output.status.success(),
+        "mint.mjs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -140,24 +160,39 @@ async fn tokens_minted_by_jose_decrypt_to_the_same_claims() {
     let mut by_signer: HashMap<String, usize> = HashMap::new();
     for line in lines.lines() {
         let minted: Value = serde_json::from_str(line).expect("jsonl line");
-        let label = format!("{} {} {} signed {}", minted["kid"], minted["alg"], minted["enc"], minted["sig_alg"]);
+        let label = format!(
+            "{} {} {} signed {}",
+            minted["kid"], minted["alg"], minted["enc"], minted["sig_alg"]
+        );
         let request = DecryptRequest {
             token: minted["token"].as_str().expect("token").to_owned(),
             required_scopes: vec!["orders:write".into()],
             audience: String::new(),
         };
-        let response = client.decrypt(request).await.unwrap_or_else(|status| panic!("{label}: {status:?}")).into_inner();
+        let response = client
+            .decrypt(request)
+            .await
+            .unwrap_or_else(|status| panic!("{label}: {status:?}"))
+            .into_inner();
 
         let returned: Value = serde_json::from_str(&response.claims_json).expect("claims_json");
         assert_eq!(returned, claims, "{label}");
         assert_eq!(response.key_id, minted["kid"].as_str().expect("kid"), "{label}");
-        assert_eq!(response.signing_key_id, minted["sig_kid"].as_str().expect("sig_kid"), "{label}");
+        assert_eq!(
+            response.signing_key_id,
+            minted["sig_kid"].as_str().expect("sig_kid"),
+            "{label}"
+        );
         assert_eq!(response.subject, "0b6e7f0e-2f6a-4c33-9d1e-7a5b9b3c2d10", "{label}");
         decrypted += 1;
-        *by_signer.entry(minted["sig_alg"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+        *by_signer
+            .entry(minted["sig_alg"].as_str().unwrap_or("").to_owned())
+            .or_default() += 1;
     }
 
-    eprintln!("jose interop: {decrypted} tokens from {key_count} keys decrypted; by signature algorithm: {by_signer:?}");
+    eprintln!(
+        "jose interop: {decrypted} tokens from {key_count} keys decrypted; by signature algorithm: {by_signer:?}"
+    );
     assert_eq!(decrypted, expected_tokens());
     assert_eq!(by_signer.len(), 5, "every signature algorithm is used");
     server.stop().await;

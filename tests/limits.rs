@@ -27,7 +27,12 @@ struct StandIn {
 }
 
 impl Decrypt for StandIn {
-    fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo) -> Result<Decrypted, DecryptError> {
+    fn decrypt(
+        &self,
+        request: decrypt::Request<'_>,
+        now: i64,
+        info: &mut TokenInfo,
+    ) -> Result<Decrypted, DecryptError> {
         if request.token == "panic" {
             panic!("stand-in panic for the containment test");
         }
@@ -45,31 +50,52 @@ impl Decrypt for StandIn {
 async fn start(delay: Duration, limits: Limits) -> (DecryptorClient<Channel>, String, tempfile::TempDir) {
     let files = write_keys(&[(KeyAlg::EcdhEs, "enc", "P-256")], &[(SigAlg::ES256, "sig")]);
     let token = Issuer::new(&files, "sig", "enc").mint(&good_claims(), ContentEnc::A256Gcm);
-    let stand_in = StandIn { inner: common::decrypter(&files, test_policy()), delay };
+    let stand_in = StandIn {
+        inner: common::decrypter(&files, test_policy()),
+        delay,
+    };
 
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
     let incoming = UnixListenerStream::new(UnixListener::bind(&socket).expect("bind"));
     let (auditing, _) = common::auditing(dir.path(), jwed::service::AuditFailure::FailClosed);
     let service = DecryptorServer::new(DecryptorService::new(Arc::new(stand_in), limits, auditing));
-    tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
 
     let client = jwed::client::connect_unix(&socket).await.expect("connect");
     (client, token, dir)
 }
 
 fn request(token: &str) -> DecryptRequest {
-    DecryptRequest { token: token.to_owned(), ..DecryptRequest::default() }
+    DecryptRequest {
+        token: token.to_owned(),
+        ..DecryptRequest::default()
+    }
 }
 
 /// The `reason` of every audit record written so far, in order.
 fn audited(dir: &tempfile::TempDir) -> Vec<String> {
     let text = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
-    text.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).expect("record")["reason"].as_str().expect("reason").to_owned()).collect()
+    text.lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).expect("record")["reason"]
+                .as_str()
+                .expect("reason")
+                .to_owned()
+        })
+        .collect()
 }
 
 fn reason(status: &tonic::Status) -> String {
-    status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default()
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -82,15 +108,26 @@ async fn panic_returns_internal_and_server_keeps_serving() {
     assert_eq!(status.message(), "internal error");
 
     for _ in 0..3 {
-        let response = client.decrypt(request(&token)).await.expect("later calls still succeed");
+        let response = client
+            .decrypt(request(&token))
+            .await
+            .expect("later calls still succeed");
         assert_eq!(response.into_inner().key_id, "enc");
     }
-    assert_eq!(audited(&_dir), vec!["INTERNAL", "OK", "OK", "OK"], "the panicked call is audited too");
+    assert_eq!(
+        audited(&_dir),
+        vec!["INTERNAL", "OK", "OK", "OK"],
+        "the panicked call is audited too"
+    );
 }
 
 #[tokio::test]
 async fn calls_beyond_the_pending_limit_are_shed() {
-    let limits = Limits { max_concurrent: 1, max_pending: 2, call_timeout: Duration::from_secs(5) };
+    let limits = Limits {
+        max_concurrent: 1,
+        max_pending: 2,
+        call_timeout: Duration::from_secs(5),
+    };
     let (client, token, _dir) = start(Duration::from_millis(400), limits).await;
 
     let mut calls = tokio::task::JoinSet::new();
@@ -115,15 +152,26 @@ async fn calls_beyond_the_pending_limit_are_shed() {
     assert_eq!(shed, 4, "the rest are shed at once");
     let mut reasons = audited(&_dir);
     reasons.sort();
-    assert_eq!(reasons, vec!["OK", "OK", "OVERLOADED", "OVERLOADED", "OVERLOADED", "OVERLOADED"], "shed calls are audited");
+    assert_eq!(
+        reasons,
+        vec!["OK", "OK", "OVERLOADED", "OVERLOADED", "OVERLOADED", "OVERLOADED"],
+        "shed calls are audited"
+    );
 }
 
 #[tokio::test]
 async fn slow_call_fails_at_the_configured_deadline() {
-    let limits = Limits { max_concurrent: 2, max_pending: 8, call_timeout: Duration::from_millis(100) };
+    let limits = Limits {
+        max_concurrent: 2,
+        max_pending: 8,
+        call_timeout: Duration::from_millis(100),
+    };
     let (mut client, token, _dir) = start(Duration::from_millis(600), limits).await;
 
-    let status = client.decrypt(request(&token)).await.expect_err("the call exceeds its deadline");
+    let status = client
+        .decrypt(request(&token))
+        .await
+        .expect_err("the call exceeds its deadline");
     assert_eq!(status.code(), Code::DeadlineExceeded);
     assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
     assert_eq!(audited(&_dir), vec!["DEADLINE_EXCEEDED"]);

@@ -37,7 +37,13 @@ fn new_key() -> PKey<Private> {
 }
 
 /// Makes a certificate for `cn`, signed by `issuer` (or self-signed).
-fn certificate(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, san: Option<SubjectAlternativeName>, ca: bool) -> X509 {
+fn certificate(
+    cn: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    san: Option<SubjectAlternativeName>,
+    ca: bool,
+) -> X509 {
     let mut name = X509NameBuilder::new().expect("name");
     name.append_entry_by_text("O", "jwed tests").expect("O");
     name.append_entry_by_text("CN", cn).expect("CN");
@@ -45,22 +51,35 @@ fn certificate(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Priva
 
     let mut builder = X509::builder().expect("builder");
     builder.set_version(2).expect("version");
-    let serial = BigNum::from_u32(rand_u32()).expect("serial").to_asn1_integer().expect("serial");
+    let serial = BigNum::from_u32(rand_u32())
+        .expect("serial")
+        .to_asn1_integer()
+        .expect("serial");
     builder.set_serial_number(&serial).expect("serial");
     builder.set_subject_name(&name).expect("subject");
-    builder.set_issuer_name(issuer.map_or(&name, |(cert, _)| cert.subject_name())).expect("issuer");
+    builder
+        .set_issuer_name(issuer.map_or(&name, |(cert, _)| cert.subject_name()))
+        .expect("issuer");
     builder.set_pubkey(key).expect("pubkey");
-    builder.set_not_before(&Asn1Time::days_from_now(0).expect("time")).expect("not before");
-    builder.set_not_after(&Asn1Time::days_from_now(2).expect("time")).expect("not after");
+    builder
+        .set_not_before(&Asn1Time::days_from_now(0).expect("time"))
+        .expect("not before");
+    builder
+        .set_not_after(&Asn1Time::days_from_now(2).expect("time"))
+        .expect("not after");
     if ca {
-        builder.append_extension(BasicConstraints::new().critical().ca().build().expect("ca")).expect("extension");
+        builder
+            .append_extension(BasicConstraints::new().critical().ca().build().expect("ca"))
+            .expect("extension");
     }
     if let Some(san) = san {
         let context = builder.x509v3_context(issuer.map(|(cert, _)| &**cert), None);
         let extension = san.build(&context).expect("san");
         builder.append_extension(extension).expect("extension");
     }
-    builder.sign(issuer.map_or(key, |(_, key)| key), MessageDigest::sha256()).expect("sign");
+    builder
+        .sign(issuer.map_or(key, |(_, key)| key), MessageDigest::sha256())
+        .expect("sign");
     builder.build()
 }
 
@@ -98,10 +117,17 @@ async fn mtls_client_is_served_and_named_in_the_audit_record() {
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(pem(&server_cert), key_pem(&server_key)))
         .client_ca_root(Certificate::from_pem(pem(&ca)));
-    let bound = BoundServer::bind(None, Some("127.0.0.1:0".parse().expect("address")), Arc::new(common::decrypter(&files, test_policy())), Limits::default(), auditing, Duration::from_secs(1))
-        .await
-        .expect("bind")
-        .with_tls(tls);
+    let bound = BoundServer::bind(
+        None,
+        Some("127.0.0.1:0".parse().expect("address")),
+        Arc::new(common::decrypter(&files, test_policy())),
+        Limits::default(),
+        auditing,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("bind")
+    .with_tls(tls);
     let address = bound.tcp_address().expect("address");
     tokio::spawn(bound.serve(std::future::pending()));
 
@@ -110,22 +136,52 @@ async fn mtls_client_is_served_and_named_in_the_audit_record() {
         .ca_certificate(Certificate::from_pem(pem(&ca)))
         .domain_name("localhost")
         .identity(Identity::from_pem(pem(&client_cert), key_pem(&client_key)));
-    let channel = endpoint.clone().tls_config(with_identity).expect("tls").connect().await.expect("mTLS connect");
-    let response = DecryptorClient::new(channel).decrypt(DecryptRequest { token: token.clone(), ..DecryptRequest::default() }).await.expect("served");
+    let channel = endpoint
+        .clone()
+        .tls_config(with_identity)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("mTLS connect");
+    let response = DecryptorClient::new(channel)
+        .decrypt(DecryptRequest {
+            token: token.clone(),
+            ..DecryptRequest::default()
+        })
+        .await
+        .expect("served");
     assert_eq!(response.into_inner().key_id, "enc");
 
     let text = std::fs::read_to_string(&audit_log).expect("audit log");
     let record: Record = serde_json::from_str(text.lines().next().expect("one record")).expect("record");
     assert_eq!(record.caller.cert_uris, vec![SPIFFE_ID.to_owned()]);
     assert_eq!(record.caller.cert_subject.as_deref(), Some("O=jwed tests,CN=orders"));
-    assert!(record.caller.address.as_deref().is_some_and(|peer| peer.starts_with("127.0.0.1:")));
+    assert!(
+        record
+            .caller
+            .address
+            .as_deref()
+            .is_some_and(|peer| peer.starts_with("127.0.0.1:"))
+    );
 
     // Without a client certificate the handshake, or the first call, fails.
-    let without_identity = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem(&ca))).domain_name("localhost");
+    let without_identity = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(pem(&ca)))
+        .domain_name("localhost");
     let refused = match endpoint.tls_config(without_identity).expect("tls").connect().await {
         Err(_) => true,
-        Ok(channel) => DecryptorClient::new(channel).decrypt(DecryptRequest { token, ..DecryptRequest::default() }).await.is_err(),
+        Ok(channel) => DecryptorClient::new(channel)
+            .decrypt(DecryptRequest {
+                token,
+                ..DecryptRequest::default()
+            })
+            .await
+            .is_err(),
     };
     assert!(refused, "a client without a certificate was served");
-    assert_eq!(std::fs::read_to_string(&audit_log).expect("audit log").lines().count(), 1, "the refused client never reached the service");
+    assert_eq!(
+        std::fs::read_to_string(&audit_log).expect("audit log").lines().count(),
+        1,
+        "the refused client never reached the service"
+    );
 }

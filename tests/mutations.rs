@@ -41,7 +41,10 @@ fn fixture() -> &'static Fixture {
             ],
             &[(SigAlg::ES256, "sig-es256")],
         );
-        let policy = Policy { content_encryption: ContentEnc::ALL.to_vec(), ..test_policy() };
+        let policy = Policy {
+            content_encryption: ContentEnc::ALL.to_vec(),
+            ..test_policy()
+        };
         let decrypter = common::decrypter(&files, policy);
         let mint = |kid: &str, enc: ContentEnc| Issuer::new(&files, "sig-es256", kid).mint(&good_claims(), enc);
         let tokens = vec![
@@ -50,22 +53,40 @@ fn fixture() -> &'static Fixture {
             ("A256KW, A128CBC-HS256", mint("enc-a256kw", ContentEnc::A128CbcHs256)),
         ];
         for (name, token) in &tokens {
-            assert!(decrypt(&decrypter, token).is_ok(), "the unchanged {name} token must be accepted");
+            assert!(
+                decrypt(&decrypter, token).is_ok(),
+                "the unchanged {name} token must be accepted"
+            );
         }
-        Fixture { _files: files, decrypter, tokens }
+        Fixture {
+            _files: files,
+            decrypter,
+            tokens,
+        }
     })
 }
 
 fn config() -> ProptestConfig {
     // No failure persistence: a failing case is printed, not written into
     // the source tree.
-    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn decrypt(decrypter: &Decrypter, token: &str) -> Result<(), String> {
-    let request = Request { token, audience: None, required_scopes: &[] };
+    let request = Request {
+        token,
+        audience: None,
+        required_scopes: &[],
+    };
     let mut info = TokenInfo::default();
-    decrypter.decrypt(request, common::now(), &mut info).map(|_| ()).map_err(|error| error.to_string())
+    decrypter
+        .decrypt(request, common::now(), &mut info)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 /// Fails the case when `mutated` differs from the original token and is

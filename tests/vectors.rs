@@ -24,8 +24,10 @@ const RFC7516_A1: &str = include_str!("fixtures/rfc7516/a1.json");
 const RFC7516_A3: &str = include_str!("fixtures/rfc7516/a3.json");
 
 /// The Wycheproof JWE vectors, copied unchanged into the fixtures.
-const WYCHEPROOF_JWE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/wycheproof/json_web_encryption_test.json");
+const WYCHEPROOF_JWE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/wycheproof/json_web_encryption_test.json"
+);
 
 /// Returns a policy that enables every content encryption and accepts plain
 /// payloads, so that `open` and `decrypt` go as far as the key allows.
@@ -71,7 +73,11 @@ fn decode_hex(text: &str) -> Vec<u8> {
 
 /// Runs the whole pipeline with no audience and no required scopes.
 fn decrypt_token(decrypter: &Decrypter, token: &str) -> Result<jwed::decrypt::Decrypted, DecryptError> {
-    let request = Request { token, audience: None, required_scopes: &[] };
+    let request = Request {
+        token,
+        audience: None,
+        required_scopes: &[],
+    };
     decrypter.decrypt(request, NOW, &mut TokenInfo::default())
 }
 
@@ -88,12 +94,21 @@ struct RfcVector {
 impl RfcVector {
     fn parse(text: &str, kid: &str) -> Self {
         let fixture: Value = serde_json::from_str(text).expect("RFC 7516 fixture is not JSON");
-        let mut jwk = fixture["jwk"].as_object().expect("fixture member jwk is not an object").clone();
+        let mut jwk = fixture["jwk"]
+            .as_object()
+            .expect("fixture member jwk is not an object")
+            .clone();
         jwk.insert("kid".into(), kid.into());
         RfcVector {
             jwk,
-            token: fixture["token"].as_str().expect("fixture member token is not a string").to_owned(),
-            plaintext: fixture["plaintext"].as_str().expect("fixture member plaintext is not a string").to_owned(),
+            token: fixture["token"]
+                .as_str()
+                .expect("fixture member token is not a string")
+                .to_owned(),
+            plaintext: fixture["plaintext"]
+                .as_str()
+                .expect("fixture member plaintext is not a string")
+                .to_owned(),
         }
     }
 
@@ -114,11 +129,16 @@ fn assert_rfc_vector_opens(vector: &RfcVector, kid: &str, alg: KeyAlg, enc: Cont
     let decrypter = vector.decrypter(alg, policy);
     let mut info = TokenInfo::default();
 
-    let opened = decrypter.open(&vector.token, &mut info).expect("published token is rejected");
+    let opened = decrypter
+        .open(&vector.token, &mut info)
+        .expect("published token is rejected");
 
     assert_eq!(opened.plaintext.as_slice(), vector.plaintext.as_bytes());
     assert_eq!(opened.key.kid(), kid);
-    assert!(!opened.nested_jwt, "the published token has no cty, so it is not a nested JWT");
+    assert!(
+        !opened.nested_jwt,
+        "the published token has no cty, so it is not a nested JWT"
+    );
     assert_eq!(info.alg, Some(alg));
     assert_eq!(info.enc, Some(enc));
 }
@@ -154,7 +174,10 @@ fn rfc7516_a3_default_policy_rejects_cbc() {
 
     let error = decrypt_token(&decrypter, &vector.token).expect_err("A128CBC-HS256 is accepted by default");
 
-    assert_eq!(error, DecryptError::Invalid(InvalidToken::EncNotAllowed(ContentEnc::A128CbcHs256)));
+    assert_eq!(
+        error,
+        DecryptError::Invalid(InvalidToken::EncNotAllowed(ContentEnc::A128CbcHs256))
+    );
 }
 
 // === Wycheproof ===
@@ -271,7 +294,10 @@ fn check_case(tally: &mut Tally, case: &Value, expected: Expected, permissive: &
         }
         (OpenOutcome::Plaintext(actual), Expected::Plaintext(_)) => {
             tally.wrong_plaintexts += 1;
-            fail(tally, format!("open returned a different plaintext of {} bytes", actual.len()));
+            fail(
+                tally,
+                format!("open returned a different plaintext of {} bytes", actual.len()),
+            );
         }
         (OpenOutcome::Rejected(cause), Expected::Plaintext(_)) => {
             tally.valid_rejected += 1;
@@ -279,7 +305,10 @@ fn check_case(tally: &mut Tally, case: &Value, expected: Expected, permissive: &
         }
         (OpenOutcome::Plaintext(_), Expected::NotImplemented(feature)) => {
             tally.not_implemented_accepted += 1;
-            fail(tally, format!("open accepted a token using {feature}, which jwed does not implement"));
+            fail(
+                tally,
+                format!("open accepted a token using {feature}, which jwed does not implement"),
+            );
         }
         (OpenOutcome::Plaintext(_), Expected::Invalid | Expected::KeyNotUsable) => {
             tally.invalid_accepted += 1;
@@ -306,7 +335,10 @@ fn check_case(tally: &mut Tally, case: &Value, expected: Expected, permissive: &
         Ok(Err(DecryptError::Invalid(_))) => {}
         Ok(Err(other)) => {
             tally.default_policy_not_invalid += 1;
-            fail(tally, format!("decrypt under the default policy returned {other:?} instead of Invalid"));
+            fail(
+                tally,
+                format!("decrypt under the default policy returned {other:?} instead of Invalid"),
+            );
         }
         Ok(Ok(_)) => {
             tally.default_policy_not_invalid += 1;
@@ -333,7 +365,10 @@ fn unrelated_decrypters() -> (Decrypter, Decrypter) {
 fn print_tally(tally: &Tally) {
     eprintln!("Wycheproof JWE vectors: {} cases", tally.cases);
     eprintln!("  valid, decrypted to pt:              {}", tally.valid_decrypted);
-    eprintln!("  valid, rejected as not implemented:  {}", tally.valid_not_implemented_rejected);
+    eprintln!(
+        "  valid, rejected as not implemented:  {}",
+        tally.valid_not_implemented_rejected
+    );
     eprintln!("  invalid, rejected:                   {}", tally.invalid_rejected);
     eprintln!(
         "  rejected, key not usable:            {} cases in {} groups",
@@ -341,11 +376,20 @@ fn print_tally(tally: &Tally) {
     );
     eprintln!("  panics:                              {}", tally.panics);
     eprintln!("  invalid cases accepted:              {}", tally.invalid_accepted);
-    eprintln!("  not implemented cases accepted:      {}", tally.not_implemented_accepted);
+    eprintln!(
+        "  not implemented cases accepted:      {}",
+        tally.not_implemented_accepted
+    );
     eprintln!("  wrong plaintexts:                    {}", tally.wrong_plaintexts);
     eprintln!("  valid implemented cases rejected:    {}", tally.valid_rejected);
-    eprintln!("  default policy results not Invalid:  {}", tally.default_policy_not_invalid);
-    eprintln!("  keys of supported algs not loaded:   {}", tally.unexpected_key_failures);
+    eprintln!(
+        "  default policy results not Invalid:  {}",
+        tally.default_policy_not_invalid
+    );
+    eprintln!(
+        "  keys of supported algs not loaded:   {}",
+        tally.unexpected_key_failures
+    );
     eprintln!("  features not implemented:");
     for (feature, count) in &tally.not_implemented_features {
         eprintln!("    {count:3}  {feature}");
@@ -364,12 +408,17 @@ fn wycheproof_jwe_vectors() {
     let text = std::fs::read_to_string(WYCHEPROOF_JWE)
         .unwrap_or_else(|err| panic!("cannot read the Wycheproof JWE vectors at {WYCHEPROOF_JWE}: {err}"));
     let vectors: Value = serde_json::from_str(&text).expect("Wycheproof JWE vectors are not JSON");
-    let groups = vectors["testGroups"].as_array().expect("member testGroups is not an array");
+    let groups = vectors["testGroups"]
+        .as_array()
+        .expect("member testGroups is not an array");
     let (unrelated_permissive, unrelated_strict) = unrelated_decrypters();
     let mut tally = Tally::default();
 
     for (index, group) in groups.iter().enumerate() {
-        let mut jwk = group["private"].as_object().expect("member private is not an object").clone();
+        let mut jwk = group["private"]
+            .as_object()
+            .expect("member private is not an object")
+            .clone();
         if !jwk.contains_key("kid") {
             jwk.insert("kid".into(), format!("wycheproof-{index}").into());
         }
@@ -394,7 +443,9 @@ fn wycheproof_jwe_vectors() {
                     // The key names an algorithm jwed implements, so it
                     // should have loaded.
                     tally.unexpected_key_failures += 1;
-                    tally.failures.push(format!("group {index}: key for {alg_name:?} is rejected: {reason}"));
+                    tally
+                        .failures
+                        .push(format!("group {index}: key for {alg_name:?} is rejected: {reason}"));
                 }
                 None
             }
@@ -424,13 +475,33 @@ fn wycheproof_jwe_vectors() {
 
     assert_eq!(tally.panics, 0, "calls panicked");
     assert_eq!(tally.invalid_accepted, 0, "invalid cases returned a plaintext");
-    assert_eq!(tally.not_implemented_accepted, 0, "cases using unimplemented features returned a plaintext");
-    assert_eq!(tally.wrong_plaintexts, 0, "valid cases decrypted to a different plaintext");
-    assert_eq!(tally.valid_rejected, 0, "valid cases that jwed implements were rejected");
-    assert_eq!(tally.default_policy_not_invalid, 0, "the default policy did not return Invalid");
-    assert_eq!(tally.unexpected_key_failures, 0, "keys for supported algorithms did not load");
-    let number_of_tests = vectors["numberOfTests"].as_u64().expect("member numberOfTests is not a number");
-    assert_eq!(number_of_tests, 139, "the vector file changed; recount the expected numbers below");
+    assert_eq!(
+        tally.not_implemented_accepted, 0,
+        "cases using unimplemented features returned a plaintext"
+    );
+    assert_eq!(
+        tally.wrong_plaintexts, 0,
+        "valid cases decrypted to a different plaintext"
+    );
+    assert_eq!(
+        tally.valid_rejected, 0,
+        "valid cases that jwed implements were rejected"
+    );
+    assert_eq!(
+        tally.default_policy_not_invalid, 0,
+        "the default policy did not return Invalid"
+    );
+    assert_eq!(
+        tally.unexpected_key_failures, 0,
+        "keys for supported algorithms did not load"
+    );
+    let number_of_tests = vectors["numberOfTests"]
+        .as_u64()
+        .expect("member numberOfTests is not a number");
+    assert_eq!(
+        number_of_tests, 139,
+        "the vector file changed; recount the expected numbers below"
+    );
     assert_eq!(tally.cases as u64, number_of_tests, "not every case was run");
     // 49 of the 65 valid cases use an alg, enc and header members that jwed
     // implements and have a key it can load. Of the other 16, 8 use RSA1_5,

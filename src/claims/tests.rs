@@ -17,15 +17,24 @@ fn claims(value: Value) -> Map<String, Value> {
 }
 
 fn with_leeway(leeway_seconds: u32) -> ClaimsPolicy {
-    ClaimsPolicy { leeway_seconds, ..ClaimsPolicy::default() }
+    ClaimsPolicy {
+        leeway_seconds,
+        ..ClaimsPolicy::default()
+    }
 }
 
 fn with_max_lifetime(max: Option<u32>) -> ClaimsPolicy {
-    ClaimsPolicy { max_lifetime_seconds: max, ..ClaimsPolicy::default() }
+    ClaimsPolicy {
+        max_lifetime_seconds: max,
+        ..ClaimsPolicy::default()
+    }
 }
 
 fn with_issuer() -> ClaimsPolicy {
-    ClaimsPolicy { issuer: Some(ISSUER.into()), ..ClaimsPolicy::default() }
+    ClaimsPolicy {
+        issuer: Some(ISSUER.into()),
+        ..ClaimsPolicy::default()
+    }
 }
 
 /// Validates at [`NOW`] with no audience and no required scope.
@@ -50,7 +59,10 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 #[test]
 fn requires_exp() {
-    assert_eq!(validate(&ClaimsPolicy::default(), json!({"sub": "alice"})), Err(ClaimError::Missing("exp")));
+    assert_eq!(
+        validate(&ClaimsPolicy::default(), json!({"sub": "alice"})),
+        Err(ClaimError::Missing("exp"))
+    );
 }
 
 #[test]
@@ -69,7 +81,11 @@ fn rejects_exp_one_second_past_leeway() {
     for leeway in [0, 30, MAX_LEEWAY_SECONDS] {
         let exp = NOW - i64::from(leeway) - 1;
 
-        assert_eq!(validate(&with_leeway(leeway), json!({"exp": exp})), Err(ClaimError::Expired), "leeway {leeway}");
+        assert_eq!(
+            validate(&with_leeway(leeway), json!({"exp": exp})),
+            Err(ClaimError::Expired),
+            "leeway {leeway}"
+        );
     }
 }
 
@@ -123,8 +139,16 @@ fn rejects_iat_one_second_past_leeway() {
 fn checks_exp_then_nbf_then_iat() {
     let policy = ClaimsPolicy::default();
     let cases = [
-        ("all three fail", json!({"exp": NOW - 1, "nbf": NOW + 1, "iat": NOW + 1}), ClaimError::Expired),
-        ("nbf and iat fail", json!({"exp": NOW + 60, "nbf": NOW + 1, "iat": NOW + 1}), ClaimError::NotYetValid),
+        (
+            "all three fail",
+            json!({"exp": NOW - 1, "nbf": NOW + 1, "iat": NOW + 1}),
+            ClaimError::Expired,
+        ),
+        (
+            "nbf and iat fail",
+            json!({"exp": NOW + 60, "nbf": NOW + 1, "iat": NOW + 1}),
+            ClaimError::NotYetValid,
+        ),
     ];
     for (case, value, expected) in cases {
         assert_eq!(validate(&policy, value), Err(expected), "{case}");
@@ -195,9 +219,17 @@ fn rejects_i64_min_exp_as_expired() {
 fn handles_extreme_nbf_and_iat_without_overflow() {
     let policy = with_leeway(u32::MAX);
     let cases = [
-        ("nbf i64::MAX", json!({"exp": i64::MAX, "nbf": i64::MAX}), Err(ClaimError::NotYetValid)),
+        (
+            "nbf i64::MAX",
+            json!({"exp": i64::MAX, "nbf": i64::MAX}),
+            Err(ClaimError::NotYetValid),
+        ),
         ("nbf i64::MIN", json!({"exp": i64::MAX, "nbf": i64::MIN}), Ok(())),
-        ("iat i64::MAX", json!({"exp": i64::MAX, "iat": i64::MAX}), Err(ClaimError::IssuedInFuture)),
+        (
+            "iat i64::MAX",
+            json!({"exp": i64::MAX, "iat": i64::MAX}),
+            Err(ClaimError::IssuedInFuture),
+        ),
         ("iat i64::MIN", json!({"exp": i64::MAX, "iat": i64::MIN}), Ok(())),
     ];
     for (case, value, expected) in cases {
@@ -219,9 +251,24 @@ fn handles_extreme_now_without_overflow() {
     let policy = with_leeway(u32::MAX);
     let cases = [
         ("now i64::MAX, exp i64::MAX", i64::MAX, json!({"exp": i64::MAX}), Ok(())),
-        ("now i64::MAX, exp i64::MIN", i64::MAX, json!({"exp": i64::MIN}), Err(ClaimError::Expired)),
-        ("now i64::MIN, nbf i64::MAX", i64::MIN, json!({"exp": i64::MAX, "nbf": i64::MAX}), Err(ClaimError::NotYetValid)),
-        ("now i64::MIN, iat i64::MIN", i64::MIN, json!({"exp": i64::MIN, "iat": i64::MIN}), Ok(())),
+        (
+            "now i64::MAX, exp i64::MIN",
+            i64::MAX,
+            json!({"exp": i64::MIN}),
+            Err(ClaimError::Expired),
+        ),
+        (
+            "now i64::MIN, nbf i64::MAX",
+            i64::MIN,
+            json!({"exp": i64::MAX, "nbf": i64::MAX}),
+            Err(ClaimError::NotYetValid),
+        ),
+        (
+            "now i64::MIN, iat i64::MIN",
+            i64::MIN,
+            json!({"exp": i64::MIN, "iat": i64::MIN}),
+            Ok(()),
+        ),
     ];
     for (case, now, value, expected) in cases {
         let result = policy.validate(&claims(value), now, &[], &[]);
@@ -296,14 +343,24 @@ fn accepts_exact_issuer() {
 #[test]
 fn rejects_issuer_that_differs() {
     let cases = [
-        ("case differs", json!({"exp": NOW + 60, "iss": "https://Issuer.example"})),
-        ("trailing slash", json!({"exp": NOW + 60, "iss": "https://issuer.example/"})),
+        (
+            "case differs",
+            json!({"exp": NOW + 60, "iss": "https://Issuer.example"}),
+        ),
+        (
+            "trailing slash",
+            json!({"exp": NOW + 60, "iss": "https://issuer.example/"}),
+        ),
         ("prefix only", json!({"exp": NOW + 60, "iss": "https://issuer.ex"})),
         ("empty", json!({"exp": NOW + 60, "iss": ""})),
         ("missing", json!({"exp": NOW + 60})),
     ];
     for (case, value) in cases {
-        assert_eq!(validate(&with_issuer(), value), Err(ClaimError::IssuerMismatch), "{case}");
+        assert_eq!(
+            validate(&with_issuer(), value),
+            Err(ClaimError::IssuerMismatch),
+            "{case}"
+        );
     }
 }
 
@@ -318,7 +375,10 @@ fn rejects_non_string_issuer() {
 
 #[test]
 fn ignores_issuer_when_unset() {
-    let result = validate(&ClaimsPolicy::default(), json!({"exp": NOW + 60, "iss": "https://other.example"}));
+    let result = validate(
+        &ClaimsPolicy::default(),
+        json!({"exp": NOW + 60, "iss": "https://other.example"}),
+    );
 
     assert_eq!(result.map(|c| c.issuer), Ok(Some("https://other.example".to_owned())));
 }
@@ -351,12 +411,19 @@ fn rejects_audience_that_does_not_match() {
     let cases = [
         ("other string", json!({"exp": NOW + 60, "aud": "other"})),
         ("case differs", json!({"exp": NOW + 60, "aud": "API"})),
-        ("array without match", json!({"exp": NOW + 60, "aud": ["other", "third"]})),
+        (
+            "array without match",
+            json!({"exp": NOW + 60, "aud": ["other", "third"]}),
+        ),
         ("empty array", json!({"exp": NOW + 60, "aud": []})),
         ("missing", json!({"exp": NOW + 60})),
     ];
     for (case, value) in cases {
-        assert_eq!(validate_audience(value, &["api"]), Err(ClaimError::AudienceMismatch), "{case}");
+        assert_eq!(
+            validate_audience(value, &["api"]),
+            Err(ClaimError::AudienceMismatch),
+            "{case}"
+        );
     }
 }
 
@@ -398,21 +465,33 @@ fn rejects_malformed_aud_even_when_none_expected() {
 
 #[test]
 fn expected_audiences_accepts_request_inside_configured_list() {
-    let policy = ClaimsPolicy { audiences: strings(&["api", "billing"]), ..ClaimsPolicy::default() };
+    let policy = ClaimsPolicy {
+        audiences: strings(&["api", "billing"]),
+        ..ClaimsPolicy::default()
+    };
 
     assert_eq!(policy.expected_audiences(Some("billing")), Ok(vec!["billing"]));
 }
 
 #[test]
 fn expected_audiences_rejects_request_outside_configured_list() {
-    let policy = ClaimsPolicy { audiences: strings(&["api", "billing"]), ..ClaimsPolicy::default() };
+    let policy = ClaimsPolicy {
+        audiences: strings(&["api", "billing"]),
+        ..ClaimsPolicy::default()
+    };
 
-    assert_eq!(policy.expected_audiences(Some("admin")), Err(ClaimError::AudienceNotAllowed));
+    assert_eq!(
+        policy.expected_audiences(Some("admin")),
+        Err(ClaimError::AudienceNotAllowed)
+    );
 }
 
 #[test]
 fn expected_audiences_defaults_to_configured_list() {
-    let policy = ClaimsPolicy { audiences: strings(&["api", "billing"]), ..ClaimsPolicy::default() };
+    let policy = ClaimsPolicy {
+        audiences: strings(&["api", "billing"]),
+        ..ClaimsPolicy::default()
+    };
 
     assert_eq!(policy.expected_audiences(None), Ok(vec!["api", "billing"]));
 }
@@ -427,8 +506,13 @@ fn expected_audiences_takes_any_request_with_empty_list() {
 
 #[test]
 fn requested_audience_narrows_validation() {
-    let policy = ClaimsPolicy { audiences: strings(&["api", "billing"]), ..ClaimsPolicy::default() };
-    let audiences = policy.expected_audiences(Some("billing")).expect("billing is configured");
+    let policy = ClaimsPolicy {
+        audiences: strings(&["api", "billing"]),
+        ..ClaimsPolicy::default()
+    };
+    let audiences = policy
+        .expected_audiences(Some("billing"))
+        .expect("billing is configured");
 
     let result = policy.validate(&claims(json!({"exp": NOW + 60, "aud": "api"})), NOW, &audiences, &[]);
 
@@ -462,10 +546,7 @@ fn splits_scope_string_on_spaces() {
 
 #[test]
 fn prefers_scopes_over_scope() {
-    let cases = [
-        ("scope string", json!("admin")),
-        ("scope malformed", json!(5)),
-    ];
+    let cases = [("scope string", json!("admin")), ("scope malformed", json!(5))];
     for (case, scope) in cases {
         let result = validate_scopes(json!({"exp": NOW + 60, "scopes": ["read"], "scope": scope}), &[]);
 
@@ -483,8 +564,16 @@ fn returns_no_scopes_when_absent() {
 #[test]
 fn rejects_malformed_scopes() {
     let cases = [
-        ("scopes string", json!({"exp": NOW + 60, "scopes": "read write"}), "scopes"),
-        ("scopes with number", json!({"exp": NOW + 60, "scopes": ["read", 1]}), "scopes"),
+        (
+            "scopes string",
+            json!({"exp": NOW + 60, "scopes": "read write"}),
+            "scopes",
+        ),
+        (
+            "scopes with number",
+            json!({"exp": NOW + 60, "scopes": ["read", 1]}),
+            "scopes",
+        ),
         ("scopes null", json!({"exp": NOW + 60, "scopes": null}), "scopes"),
         ("scope number", json!({"exp": NOW + 60, "scope": 1}), "scope"),
         ("scope array", json!({"exp": NOW + 60, "scope": ["read"]}), "scope"),
@@ -497,23 +586,39 @@ fn rejects_malformed_scopes() {
 
 #[test]
 fn accepts_token_with_all_required_scopes() {
-    let result = validate_scopes(json!({"exp": NOW + 60, "scope": "write read admin"}), &["read", "write"]);
+    let result = validate_scopes(
+        json!({"exp": NOW + 60, "scope": "write read admin"}),
+        &["read", "write"],
+    );
 
     assert!(result.is_ok(), "{result:?}");
 }
 
 #[test]
 fn lists_missing_scopes_in_request_order() {
-    let result = validate_scopes(json!({"exp": NOW + 60, "scopes": ["read"]}), &["write", "read", "admin"]);
+    let result = validate_scopes(
+        json!({"exp": NOW + 60, "scopes": ["read"]}),
+        &["write", "read", "admin"],
+    );
 
-    assert_eq!(result, Err(ClaimError::InsufficientScope { missing: strings(&["write", "admin"]) }));
+    assert_eq!(
+        result,
+        Err(ClaimError::InsufficientScope {
+            missing: strings(&["write", "admin"])
+        })
+    );
 }
 
 #[test]
 fn matches_scopes_exactly() {
     let result = validate_scopes(json!({"exp": NOW + 60, "scopes": ["Read", "read:all"]}), &["read"]);
 
-    assert_eq!(result, Err(ClaimError::InsufficientScope { missing: strings(&["read"]) }));
+    assert_eq!(
+        result,
+        Err(ClaimError::InsufficientScope {
+            missing: strings(&["read"])
+        })
+    );
 }
 
 // === subject and token id ===
@@ -523,7 +628,11 @@ fn reads_subject_from_sub_or_id() {
     let cases = [
         ("sub only", json!({"exp": NOW + 60, "sub": "alice"}), Some("alice")),
         ("id only", json!({"exp": NOW + 60, "id": "svc-1"}), Some("svc-1")),
-        ("sub wins over id", json!({"exp": NOW + 60, "sub": "alice", "id": "svc-1"}), Some("alice")),
+        (
+            "sub wins over id",
+            json!({"exp": NOW + 60, "sub": "alice", "id": "svc-1"}),
+            Some("alice"),
+        ),
         ("neither", json!({"exp": NOW + 60}), None),
     ];
     for (case, value, expected) in cases {
@@ -538,11 +647,19 @@ fn rejects_non_string_subject() {
     let cases = [
         ("sub number", json!({"exp": NOW + 60, "sub": 42}), "sub"),
         ("sub null", json!({"exp": NOW + 60, "sub": null}), "sub"),
-        ("sub number with id", json!({"exp": NOW + 60, "sub": 42, "id": "svc-1"}), "sub"),
+        (
+            "sub number with id",
+            json!({"exp": NOW + 60, "sub": 42, "id": "svc-1"}),
+            "sub",
+        ),
         ("id number", json!({"exp": NOW + 60, "id": 7}), "id"),
     ];
     for (case, value, name) in cases {
-        assert_eq!(validate(&ClaimsPolicy::default(), value), Err(ClaimError::Malformed(name)), "{case}");
+        assert_eq!(
+            validate(&ClaimsPolicy::default(), value),
+            Err(ClaimError::Malformed(name)),
+            "{case}"
+        );
     }
 }
 
@@ -596,7 +713,10 @@ fn returns_every_validated_claim() {
 
 #[test]
 fn reports_issuer_before_expiry() {
-    let result = validate(&with_issuer(), json!({"exp": NOW - 3600, "iss": "https://other.example"}));
+    let result = validate(
+        &with_issuer(),
+        json!({"exp": NOW - 3600, "iss": "https://other.example"}),
+    );
 
     assert_eq!(result, Err(ClaimError::IssuerMismatch));
 }
@@ -625,9 +745,21 @@ fn reports_expiry_before_scopes() {
 #[test]
 fn reports_malformed_claim_before_issuer() {
     let cases = [
-        ("missing exp", json!({"iss": "https://other.example"}), ClaimError::Missing("exp")),
-        ("malformed sub", json!({"exp": NOW + 60, "iss": "https://other.example", "sub": 1}), ClaimError::Malformed("sub")),
-        ("malformed scope", json!({"exp": NOW + 60, "scope": 1}), ClaimError::Malformed("scope")),
+        (
+            "missing exp",
+            json!({"iss": "https://other.example"}),
+            ClaimError::Missing("exp"),
+        ),
+        (
+            "malformed sub",
+            json!({"exp": NOW + 60, "iss": "https://other.example", "sub": 1}),
+            ClaimError::Malformed("sub"),
+        ),
+        (
+            "malformed scope",
+            json!({"exp": NOW + 60, "scope": 1}),
+            ClaimError::Malformed("scope"),
+        ),
     ];
     for (case, value, expected) in cases {
         assert_eq!(validate(&with_issuer(), value), Err(expected), "{case}");
@@ -636,7 +768,12 @@ fn reports_malformed_claim_before_issuer() {
 
 #[test]
 fn reports_malformed_aud_before_issuer() {
-    let result = with_issuer().validate(&claims(json!({"exp": NOW + 60, "iss": "https://other.example", "aud": 5})), NOW, &[], &[]);
+    let result = with_issuer().validate(
+        &claims(json!({"exp": NOW + 60, "iss": "https://other.example", "aud": 5})),
+        NOW,
+        &[],
+        &[],
+    );
 
     assert_eq!(result, Err(ClaimError::Malformed("aud")));
 }

@@ -15,7 +15,11 @@ pub(super) fn run(command: AuditCommand) -> u8 {
             };
             match audit_verify::verify(&key, &files) {
                 Ok(Ok(verified)) => {
-                    let from = if verified.first_seq > 1 { format!(" (from record {}; earlier files not given)", verified.first_seq) } else { String::new() };
+                    let from = if verified.first_seq > 1 {
+                        format!(" (from record {}; earlier files not given)", verified.first_seq)
+                    } else {
+                        String::new()
+                    };
                     let _ = writeln!(stdout, "ok: {} records, chain intact{from}", verified.records);
                     0
                 }
@@ -39,7 +43,9 @@ pub(super) fn run(command: AuditCommand) -> u8 {
                 Err(message) => usage(&message),
             }
         }
-        AuditCommand::Key { out } => match AuditKey::generate_text().and_then(|text| keygen::write_private_file(&out, &text).map_err(|err| err.to_string())) {
+        AuditCommand::Key { out } => match AuditKey::generate_text()
+            .and_then(|text| keygen::write_private_file(&out, &text).map_err(|err| err.to_string()))
+        {
             Ok(()) => {
                 eprintln!("wrote a new audit key to {} (mode 0600)", out.display());
                 0

@@ -23,7 +23,10 @@ pub(super) async fn run(args: DecryptArgs) -> u8 {
     let mut client = match connected {
         Ok(client) => client,
         Err(error) => {
-            let target = args.tcp.clone().unwrap_or_else(|| args.unix_socket.display().to_string());
+            let target = args
+                .tcp
+                .clone()
+                .unwrap_or_else(|| args.unix_socket.display().to_string());
             eprintln!("jwed decrypt: cannot connect to {target}: {}", error_chain(&error));
             return 1;
         }
@@ -54,12 +57,21 @@ pub(crate) fn describe_rejection(status: &tonic::Status) -> String {
     let Some(info) = details.error_info() else {
         return format!("rejected: {:?}: {}", status.code(), status.message());
     };
-    let refresh = if info.metadata.get("refresh_required").is_some_and(|value| value == "true") {
+    let refresh = if info
+        .metadata
+        .get("refresh_required")
+        .is_some_and(|value| value == "true")
+    {
         " (refresh required)"
     } else {
         ""
     };
-    format!("rejected: {} [{:?}]{refresh}: {}", info.reason, status.code(), status.message())
+    format!(
+        "rejected: {} [{:?}]{refresh}: {}",
+        info.reason,
+        status.code(),
+        status.message()
+    )
 }
 
 /// Joins an error and its sources, since tonic's transport error alone says

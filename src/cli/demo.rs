@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::decrypt::describe_rejection;
 use crate::{
     alg::{ContentEnc, KeyAlg, SigAlg},
+    audit::{AuditKey, AuditLog, Destination},
     claims::ClaimsPolicy,
     client,
     decrypt::{Decrypter, Policy},
@@ -24,7 +25,6 @@ use crate::{
     mint::{self, Recipient, Signer},
     pb,
     server::BoundServer,
-    audit::{AuditKey, AuditLog, Destination},
     service::{AuditFailure, Auditing, Limits},
 };
 
@@ -62,26 +62,47 @@ async fn demo() -> Result<(), String> {
     let audit_path = dir.path().join("audit.log");
     let audit_key_path = dir.path().join("audit.key");
     std::fs::write(&audit_key_path, AuditKey::generate_text()?.as_bytes()).map_err(|err| err.to_string())?;
-    let destination = Destination::File { path: audit_path.clone(), max_bytes: 1 << 20, keep: 1 };
+    let destination = Destination::File {
+        path: audit_path.clone(),
+        max_bytes: 1 << 20,
+        keep: 1,
+    };
     let log = AuditLog::open(AuditKey::read(&audit_key_path)?, destination)?;
     let auditing = Auditing::new(log, AuditFailure::FailClosed);
-    let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(5))
-        .await
-        .map_err(|err| err.to_string())?;
+    let bound = BoundServer::bind(
+        Some(&socket),
+        None,
+        Arc::new(decrypter),
+        Limits::default(),
+        auditing,
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|err| err.to_string())?;
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(bound.serve(async move {
         let _ = stopped.await;
     }));
-    let mut client = client::connect_unix(&socket).await.map_err(|err| format!("cannot connect: {err}"))?;
+    let mut client = client::connect_unix(&socket)
+        .await
+        .map_err(|err| format!("cannot connect: {err}"))?;
 
     for step in steps(&issuer_key, &ecdh_key, &rsa_key)? {
         let _ = writeln!(out, "-- {}", step.title);
         let _ = writeln!(out, "   token: {}...", &step.token[..step.token.len().min(60)]);
-        let request = pb::DecryptRequest { token: step.token, required_scopes: step.scopes, audience: String::new() };
+        let request = pb::DecryptRequest {
+            token: step.token,
+            required_scopes: step.scopes,
+            audience: String::new(),
+        };
         match client.decrypt(request).await {
             Ok(response) => {
                 let response = response.into_inner();
-                let _ = writeln!(out, "   accepted: subject={} scopes={:?} key_id={} signing_key_id={}", response.subject, response.scopes, response.key_id, response.signing_key_id);
+                let _ = writeln!(
+                    out,
+                    "   accepted: subject={} scopes={:?} key_id={} signing_key_id={}",
+                    response.subject, response.scopes, response.key_id, response.signing_key_id
+                );
                 let _ = writeln!(out, "   claims: {}\n", response.claims_json);
             }
             Err(status) => {
@@ -95,12 +116,19 @@ async fn demo() -> Result<(), String> {
     let key = AuditKey::read(&audit_key_path)?;
     match crate::audit_verify::verify(&key, &[audit_path]) {
         Ok(Ok(verified)) => {
-            let _ = writeln!(out, "== audit: {} records, one per call, chain verified", verified.records);
+            let _ = writeln!(
+                out,
+                "== audit: {} records, one per call, chain verified",
+                verified.records
+            );
         }
         Ok(Err(found)) => return Err(format!("the demo's audit log does not verify: {found}")),
         Err(message) => return Err(message),
     }
-    let _ = writeln!(out, "== done: every token above went through the real gRPC server on a Unix socket");
+    let _ = writeln!(
+        out,
+        "== done: every token above went through the real gRPC server on a Unix socket"
+    );
     Ok(())
 }
 
@@ -112,7 +140,9 @@ fn build_decrypter(issuer: &GeneratedKey, keys: &[&GeneratedKey]) -> Result<Decr
     let texts: Vec<&str> = keys.iter().map(|key| key.expose_private_json()).collect();
     let raw = RawJwkSet::parse(keygen::jwk_set_text(&texts).as_bytes(), "demo keys").map_err(|err| err.to_string())?;
     let key_set = KeySet::from_raw(&raw, &Default::default(), "demo keys").map_err(|err| err.to_string())?;
-    key_set.self_check().map_err(|(kid, reason)| format!("key {kid}: {reason}"))?;
+    key_set
+        .self_check()
+        .map_err(|(kid, reason)| format!("key {kid}: {reason}"))?;
 
     let issuer_public = json!({ "keys": [issuer.public().cloned().unwrap_or_default()] }).to_string();
     let raw = RawJwkSet::parse(issuer_public.as_bytes(), "demo issuer").map_err(|err| err.to_string())?;
@@ -134,8 +164,12 @@ fn steps(issuer: &GeneratedKey, ecdh: &GeneratedKey, rsa: &GeneratedKey) -> Resu
     let signer = Signer::from_jwk(to_jwk(issuer.expose_private_json())?).map_err(|err| err.to_string())?;
     let to_ecdh = recipient(ecdh)?;
     let to_rsa = recipient(rsa)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let mint = |claims: Map<String, Value>, to: &Recipient, enc| mint::mint(&claims, Some(&signer), to, enc).map_err(|err| err.to_string());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let mint = |claims: Map<String, Value>, to: &Recipient, enc| {
+        mint::mint(&claims, Some(&signer), to, enc).map_err(|err| err.to_string())
+    };
 
     let good = claims(now, AUDIENCE, now + 300);
     let tampered = {
@@ -143,12 +177,36 @@ fn steps(issuer: &GeneratedKey, ecdh: &GeneratedKey, rsa: &GeneratedKey) -> Resu
         flip_ciphertext(&token)
     };
     Ok(vec![
-        Step { title: "valid token: ECDH-ES (P-256) + A256GCM, signed ES256", token: mint(good.clone(), &to_ecdh, ContentEnc::A256Gcm)?, scopes: vec![] },
-        Step { title: "valid token: RSA-OAEP-256 + A128GCM, caller requires orders:read", token: mint(good.clone(), &to_rsa, ContentEnc::A128Gcm)?, scopes: vec!["orders:read".into()] },
-        Step { title: "expired token (exp five minutes ago)", token: mint(claims(now - 600, AUDIENCE, now - 300), &to_ecdh, ContentEnc::A256Gcm)?, scopes: vec![] },
-        Step { title: "tampered token (one ciphertext byte changed)", token: tampered, scopes: vec![] },
-        Step { title: "token for another audience (billing-api)", token: mint(claims(now, "billing-api", now + 300), &to_ecdh, ContentEnc::A256Gcm)?, scopes: vec![] },
-        Step { title: "valid token, caller requires orders:write", token: mint(good, &to_rsa, ContentEnc::A128Gcm)?, scopes: vec!["orders:write".into()] },
+        Step {
+            title: "valid token: ECDH-ES (P-256) + A256GCM, signed ES256",
+            token: mint(good.clone(), &to_ecdh, ContentEnc::A256Gcm)?,
+            scopes: vec![],
+        },
+        Step {
+            title: "valid token: RSA-OAEP-256 + A128GCM, caller requires orders:read",
+            token: mint(good.clone(), &to_rsa, ContentEnc::A128Gcm)?,
+            scopes: vec!["orders:read".into()],
+        },
+        Step {
+            title: "expired token (exp five minutes ago)",
+            token: mint(claims(now - 600, AUDIENCE, now - 300), &to_ecdh, ContentEnc::A256Gcm)?,
+            scopes: vec![],
+        },
+        Step {
+            title: "tampered token (one ciphertext byte changed)",
+            token: tampered,
+            scopes: vec![],
+        },
+        Step {
+            title: "token for another audience (billing-api)",
+            token: mint(claims(now, "billing-api", now + 300), &to_ecdh, ContentEnc::A256Gcm)?,
+            scopes: vec![],
+        },
+        Step {
+            title: "valid token, caller requires orders:write",
+            token: mint(good, &to_rsa, ContentEnc::A128Gcm)?,
+            scopes: vec!["orders:write".into()],
+        },
     ])
 }
 

@@ -25,11 +25,18 @@ fn generate(args: &KeygenArgs) -> Result<(), String> {
     let spec = KeySpec::parse(&args.alg).map_err(|err| err.to_string())?;
     let kid = match &args.kid {
         Some(kid) => kid.clone(),
-        None => format!("{}-{}", args.alg.to_ascii_lowercase(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        None => format!(
+            "{}-{}",
+            args.alg.to_ascii_lowercase(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
     };
     let key = GeneratedKey::generate(spec, &kid, &args.crv, args.bits, args.size).map_err(|err| err.to_string())?;
     if key.public().is_some() && args.public_out.exists() {
-        return Err(format!("{} already exists; choose another --public-out", args.public_out.display()));
+        return Err(format!(
+            "{} already exists; choose another --public-out",
+            args.public_out.display()
+        ));
     }
 
     let public_keys = match &args.add_to {
@@ -38,7 +45,9 @@ fn generate(args: &KeygenArgs) -> Result<(), String> {
             let private = keygen::jwk_set_text(&[key.expose_private_json()]);
             keygen::write_private_file(&args.out, &private).map_err(|err| err.to_string())?;
             eprintln!("wrote private key {kid:?} to {} (mode 0600)", args.out.display());
-            key.public().map(|public| vec![Value::Object(public.clone())]).unwrap_or_default()
+            key.public()
+                .map(|public| vec![Value::Object(public.clone())])
+                .unwrap_or_default()
         }
     };
 
@@ -46,7 +55,10 @@ fn generate(args: &KeygenArgs) -> Result<(), String> {
         keygen::write_public_file(&args.public_out, public_keys).map_err(|err| err.to_string())?;
         eprintln!("wrote the public key set to {}", args.public_out.display());
     } else {
-        eprintln!("symmetric key: no public file; share {} with the issuer over a secure channel", args.out.display());
+        eprintln!(
+            "symmetric key: no public file; share {} with the issuer over a secure channel",
+            args.out.display()
+        );
     }
     Ok(())
 }
@@ -86,7 +98,10 @@ fn add_to_set(path: &Path, key: &GeneratedKey, kid: &str) -> Result<Vec<Value>, 
     keys.insert(0, new);
 
     write_set(path, &set)?;
-    eprintln!("added key {kid:?} to {} as current; earlier current keys are now accepted", path.display());
+    eprintln!(
+        "added key {kid:?} to {} as current; earlier current keys are now accepted",
+        path.display()
+    );
     Ok(public_keys(&set))
 }
 
@@ -96,7 +111,10 @@ fn change_state(path: &Path, kid: &str, state: &str) -> Result<(), String> {
     }
     let mut set = read_set(path)?;
     let keys = keys_of(&mut set)?;
-    let key = keys.iter_mut().find(|key| key["kid"] == kid).ok_or_else(|| format!("{} has no key {kid:?}", path.display()))?;
+    let key = keys
+        .iter_mut()
+        .find(|key| key["kid"] == kid)
+        .ok_or_else(|| format!("{} has no key {kid:?}", path.display()))?;
     key["state"] = json!(state);
     write_set(path, &set)
 }
@@ -116,7 +134,9 @@ fn public_keys(set: &Value) -> Vec<Value> {
     };
     let in_state = |wanted: &'static str| {
         keys.iter()
-            .filter(move |key| key["kty"] != "oct" && key.get("state").and_then(Value::as_str).unwrap_or("current") == wanted)
+            .filter(move |key| {
+                key["kty"] != "oct" && key.get("state").and_then(Value::as_str).unwrap_or("current") == wanted
+            })
             .map(public)
     };
     in_state("current").chain(in_state("accepted")).collect()
@@ -133,7 +153,9 @@ fn read_set(path: &Path) -> Result<Value, String> {
 }
 
 fn keys_of(set: &mut Value) -> Result<&mut Vec<Value>, String> {
-    set.get_mut("keys").and_then(Value::as_array_mut).ok_or_else(|| "the file has no keys array".to_string())
+    set.get_mut("keys")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| "the file has no keys array".to_string())
 }
 
 /// Replaces `path` atomically with a file readable by its owner only.
@@ -141,7 +163,12 @@ fn write_set(path: &Path, set: &Value) -> Result<(), String> {
     let text = Zeroizing::new(serde_json::to_string_pretty(set).map_err(|err| err.to_string())? + "\n");
     let temporary = path.with_extension("json.tmp");
     let write_error = |err: std::io::Error| format!("cannot write {}: {err}", temporary.display());
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary).map_err(write_error)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(write_error)?;
     file.write_all(text.as_bytes()).map_err(write_error)?;
     file.sync_all().map_err(write_error)?;
     std::fs::rename(&temporary, path).map_err(|err| format!("cannot replace {}: {err}", path.display()))

@@ -31,7 +31,10 @@ pub(super) fn run(args: &MintArgs) -> u8 {
 }
 
 fn mint_token(args: &MintArgs) -> Result<String, String> {
-    let enc: ContentEnc = args.enc.parse().map_err(|_| format!("content encryption {:?} is not supported", args.enc))?;
+    let enc: ContentEnc = args
+        .enc
+        .parse()
+        .map_err(|_| format!("content encryption {:?} is not supported", args.enc))?;
     let mut claims = read_claims(&args.claims)?;
     add_times(&mut claims, args.ttl);
 
@@ -54,8 +57,12 @@ fn read_claims(argument: &str) -> Result<Map<String, Value>, String> {
 
 /// Adds `iat`, `exp` and `jti` when the claims lack them.
 fn add_times(claims: &mut Map<String, Value>, ttl: u32) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
     claims.entry("iat").or_insert_with(|| now.into());
     claims.entry("exp").or_insert_with(|| (now + u64::from(ttl)).into());
-    claims.entry("jti").or_insert_with(|| uuid::Uuid::new_v4().to_string().into());
+    claims
+        .entry("jti")
+        .or_insert_with(|| uuid::Uuid::new_v4().to_string().into());
 }

@@ -21,7 +21,11 @@ pub const EXIT_REJECTED: u8 = 2;
 
 /// jwed: the JWE decryption sidecar.
 #[derive(Debug, Parser)]
-#[command(name = "jwed", version, about = "JWE decryption sidecar: holds the private key, decrypts and validates nested JWTs over gRPC")]
+#[command(
+    name = "jwed",
+    version,
+    about = "JWE decryption sidecar: holds the private key, decrypts and validates nested JWTs over gRPC"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "JWED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

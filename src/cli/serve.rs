@@ -7,14 +7,14 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::{
     admin::{AdminService, KeysService},
+    audit::{AuditKey, AuditLog},
     callers::CallerPolicy,
     config::TlsFiles,
-    audit::{AuditKey, AuditLog},
-    service::Auditing,
     config::{Config, FileConfig, Overrides},
     decrypt::UnsignedTokens,
     ops,
     server::{self, BoundServer, ServeError},
+    service::Auditing,
     store::{self, KeyStore, Sources},
 };
 
@@ -89,10 +89,17 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
 }
 
 async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Result<BoundServer<KeyStore>, ServeError> {
-    let mut bound = BoundServer::bind(config.unix_socket.as_deref(), config.tcp_listen, store.clone(), config.limits, auditing, config.shutdown_grace)
-        .await?
-        .with_keys(KeysService::new(store.clone()))
-        .with_callers(CallerPolicy::new(config.callers.clone()));
+    let mut bound = BoundServer::bind(
+        config.unix_socket.as_deref(),
+        config.tcp_listen,
+        store.clone(),
+        config.limits,
+        auditing,
+        config.shutdown_grace,
+    )
+    .await?
+    .with_keys(KeysService::new(store.clone()))
+    .with_callers(CallerPolicy::new(config.callers.clone()));
     if let Some(files) = &config.tls {
         bound = bound.with_tls(tls_config(files)?);
     }
@@ -107,21 +114,29 @@ async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Resu
 /// refused during the handshake.
 fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, ServeError> {
     let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| ServeError::Bind { address: format!("TLS file {}", path.display()), source })
+        std::fs::read(path).map_err(|source| ServeError::Bind {
+            address: format!("TLS file {}", path.display()),
+            source,
+        })
     };
     let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
-    Ok(ServerTlsConfig::new().identity(identity).client_ca_root(Certificate::from_pem(read(&files.client_ca)?)))
+    Ok(ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(read(&files.client_ca)?)))
 }
 
 fn open_audit(config: &Config) -> Result<Auditing, String> {
     let key = match &config.audit_key_file {
         Some(path) => AuditKey::read(path).map_err(|err| format!("invalid setting audit.key_file: {err}"))?,
         None => {
-            tracing::warn!("No audit.key_file: fingerprints and the audit chain use a random key and cannot be checked after a restart");
+            tracing::warn!(
+                "No audit.key_file: fingerprints and the audit chain use a random key and cannot be checked after a restart"
+            );
             AuditKey::random()?
         }
     };
-    let log = AuditLog::open(key, config.audit_destination.clone()).map_err(|err| format!("invalid setting audit.file: {err}"))?;
+    let log = AuditLog::open(key, config.audit_destination.clone())
+        .map_err(|err| format!("invalid setting audit.file: {err}"))?;
     Ok(Auditing::new(log, config.audit_on_failure))
 }
 
@@ -138,7 +153,11 @@ fn load_config(args: ServeArgs) -> Result<Config, String> {
         revocations: args.revocations,
         issuer: args.issuer,
         audiences: args.audiences.map(|audiences| {
-            audiences.iter().map(|audience| audience.trim().to_owned()).filter(|audience| !audience.is_empty()).collect()
+            audiences
+                .iter()
+                .map(|audience| audience.trim().to_owned())
+                .filter(|audience| !audience.is_empty())
+                .collect()
         }),
     };
     Config::build(file, overrides).map_err(|err| err.to_string())

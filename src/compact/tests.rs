@@ -21,7 +21,14 @@ fn header_segment(header: &Value) -> String {
 /// Builds a compact JWE from a header and the decoded lengths of the
 /// encrypted key, IV, ciphertext and tag.
 fn jwe(header: &Value, key: usize, iv: usize, ciphertext: usize, tag: usize) -> String {
-    [header_segment(header), filler(key), filler(iv), filler(ciphertext), filler(tag)].join(".")
+    [
+        header_segment(header),
+        filler(key),
+        filler(iv),
+        filler(ciphertext),
+        filler(tag),
+    ]
+    .join(".")
 }
 
 /// Builds a JWE whose segments after the header fit `dir` with A128GCM.
@@ -80,7 +87,11 @@ fn jws_err(header: Value, case: &str) -> FormatError {
 }
 
 fn length_err(segment: &'static str, actual: usize, expected: usize) -> FormatError {
-    FormatError::SegmentLength { segment, actual, expected }
+    FormatError::SegmentLength {
+        segment,
+        actual,
+        expected,
+    }
 }
 
 // === well-formed JWE ===
@@ -119,7 +130,13 @@ fn accepts_ecdh_es_tokens_with_each_curve() {
     let cases = [
         ("ECDH-ES", "A256GCM", ec_epk("P-256", 32, 32), 0, Curve::P256),
         ("ECDH-ES+A128KW", "A128GCM", ec_epk("P-384", 48, 48), 24, Curve::P384),
-        ("ECDH-ES+A192KW", "A192CBC-HS384", ec_epk("P-521", 66, 66), 56, Curve::P521),
+        (
+            "ECDH-ES+A192KW",
+            "A192CBC-HS384",
+            ec_epk("P-521", 66, 66),
+            56,
+            Curve::P521,
+        ),
         ("ECDH-ES+A256KW", "A256GCM", x25519_epk(), 40, Curve::X25519),
     ];
     for (alg, enc, epk, key, curve) in cases {
@@ -184,16 +201,29 @@ fn rejects_token_one_byte_over_max() {
 
 #[test]
 fn rejects_token_over_default_max() {
-    let token = jwe(&json!({"alg": "dir", "enc": "A128GCM"}), 0, 12, DEFAULT_MAX_TOKEN_BYTES, 16);
+    let token = jwe(
+        &json!({"alg": "dir", "enc": "A128GCM"}),
+        0,
+        12,
+        DEFAULT_MAX_TOKEN_BYTES,
+        16,
+    );
 
-    assert_eq!(parse_err(&token, "16 KiB ciphertext"), FormatError::TooLarge { max: DEFAULT_MAX_TOKEN_BYTES });
+    assert_eq!(
+        parse_err(&token, "16 KiB ciphertext"),
+        FormatError::TooLarge {
+            max: DEFAULT_MAX_TOKEN_BYTES
+        }
+    );
 }
 
 #[test]
 fn checks_size_before_segment_count() {
     let dots = ".".repeat(1000);
 
-    let err = CompactJwe::parse(&dots, 999).map(|jwe| jwe.header).expect_err("1000 dots over a max of 999");
+    let err = CompactJwe::parse(&dots, 999)
+        .map(|jwe| jwe.header)
+        .expect_err("1000 dots over a max of 999");
 
     assert_eq!(err, FormatError::TooLarge { max: 999 });
 }
@@ -203,21 +233,30 @@ fn rejects_token_with_four_segments() {
     let segments = key_wrap_segments();
     let token = segments[..4].join(".");
 
-    assert_eq!(parse_err(&token, "four segments"), FormatError::SegmentCount { expected: 5 });
+    assert_eq!(
+        parse_err(&token, "four segments"),
+        FormatError::SegmentCount { expected: 5 }
+    );
 }
 
 #[test]
 fn rejects_token_with_six_segments() {
     let token = format!("{}.{}", key_wrap_segments().join("."), filler(4));
 
-    assert_eq!(parse_err(&token, "six segments"), FormatError::SegmentCount { expected: 5 });
+    assert_eq!(
+        parse_err(&token, "six segments"),
+        FormatError::SegmentCount { expected: 5 }
+    );
 }
 
 #[test]
 fn rejects_token_of_one_thousand_dots() {
     let token = ".".repeat(1000);
 
-    assert_eq!(parse_err(&token, "1000 dots"), FormatError::SegmentCount { expected: 5 });
+    assert_eq!(
+        parse_err(&token, "1000 dots"),
+        FormatError::SegmentCount { expected: 5 }
+    );
 }
 
 #[test]
@@ -239,8 +278,26 @@ fn rejects_padded_segments() {
     let header = json!({"alg": "A128KW", "enc": "A128GCM"});
     // Padded base64url of 20 and 16 bytes ends in "=" and "==".
     let cases = [
-        (3, [header_segment(&header), filler(24), filler(12), Base64Url::encode_string(&[0xA5; 20]), filler(16)]),
-        (4, [header_segment(&header), filler(24), filler(12), filler(20), Base64Url::encode_string(&[0xA5; 16])]),
+        (
+            3,
+            [
+                header_segment(&header),
+                filler(24),
+                filler(12),
+                Base64Url::encode_string(&[0xA5; 20]),
+                filler(16),
+            ],
+        ),
+        (
+            4,
+            [
+                header_segment(&header),
+                filler(24),
+                filler(12),
+                filler(20),
+                Base64Url::encode_string(&[0xA5; 16]),
+            ],
+        ),
     ];
     for (index, segments) in cases {
         assert!(segments[index].ends_with('='), "segment {index} is padded");
@@ -294,7 +351,11 @@ fn rejects_non_zero_unused_bits() {
 
         let err = parse_err(&segments.join("."), &format!("segment {index} with unused bits set"));
 
-        assert_eq!(err, FormatError::Base64 { index }, "segment {index} with unused bits set");
+        assert_eq!(
+            err,
+            FormatError::Base64 { index },
+            "segment {index} with unused bits set"
+        );
     }
 }
 
@@ -307,12 +368,18 @@ fn rejects_non_zero_unused_bits_in_header() {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut segment = b64(header);
     let last = segment.pop().expect("segment is non-empty");
-    let position = alphabet.iter().position(|&c| char::from(c) == last).expect("final character is in the alphabet");
+    let position = alphabet
+        .iter()
+        .position(|&c| char::from(c) == last)
+        .expect("final character is in the alphabet");
     assert_eq!(position & 0b11, 0, "unused bits of the canonical form are zero");
     segment.push(char::from(alphabet[position | 1]));
     let token = format!("{segment}..{}.{}.{}", filler(12), filler(20), filler(16));
 
-    assert_eq!(parse_err(&token, "header with unused bits set"), FormatError::Base64 { index: 0 });
+    assert_eq!(
+        parse_err(&token, "header with unused bits set"),
+        FormatError::Base64 { index: 0 }
+    );
 }
 
 #[test]
@@ -351,7 +418,10 @@ fn rejects_segment_of_impossible_length() {
     segments[2].push('A');
     assert_eq!(segments[2].len() % 4, 1);
 
-    assert_eq!(parse_err(&segments.join("."), "17-character IV"), FormatError::Base64 { index: 2 });
+    assert_eq!(
+        parse_err(&segments.join("."), "17-character IV"),
+        FormatError::Base64 { index: 2 }
+    );
 }
 
 #[test]
@@ -359,7 +429,10 @@ fn rejects_non_ascii_characters_in_segment() {
     let mut segments = key_wrap_segments();
     segments[3].replace_range(0..1, "é");
 
-    assert_eq!(parse_err(&segments.join("."), "non-ASCII ciphertext"), FormatError::Base64 { index: 3 });
+    assert_eq!(
+        parse_err(&segments.join("."), "non-ASCII ciphertext"),
+        FormatError::Base64 { index: 3 }
+    );
 }
 
 // === protected header size ===
@@ -389,9 +462,15 @@ fn rejects_header_one_or_two_bytes_over_max() {
     for len in [MAX_HEADER_BYTES + 1, MAX_HEADER_BYTES + 2] {
         let token = jwe_with_raw_header(header_of_len(len).as_bytes());
 
-        let err = parse(&token).map(|jwe| jwe.header).expect_err(&format!("{len}-byte header"));
+        let err = parse(&token)
+            .map(|jwe| jwe.header)
+            .expect_err(&format!("{len}-byte header"));
 
-        assert_eq!(err, FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES }, "{len}-byte header");
+        assert_eq!(
+            err,
+            FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES },
+            "{len}-byte header"
+        );
     }
 }
 
@@ -399,7 +478,10 @@ fn rejects_header_one_or_two_bytes_over_max() {
 fn rejects_header_three_bytes_over_max() {
     let token = jwe_with_raw_header(header_of_len(MAX_HEADER_BYTES + 3).as_bytes());
 
-    assert_eq!(parse_err(&token, "4099-byte header"), FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES });
+    assert_eq!(
+        parse_err(&token, "4099-byte header"),
+        FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES }
+    );
 }
 
 #[test]
@@ -407,7 +489,10 @@ fn rejects_oversized_header_before_decoding_it() {
     // Not base64url, so only the length check can have rejected it.
     let token = format!("{}..{}.{}.{}", "!".repeat(8000), filler(12), filler(20), filler(16));
 
-    assert_eq!(parse_err(&token, "8000 '!' header"), FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES });
+    assert_eq!(
+        parse_err(&token, "8000 '!' header"),
+        FormatError::HeaderTooLarge { max: MAX_HEADER_BYTES }
+    );
 }
 
 // === protected header JSON ===
@@ -428,7 +513,11 @@ fn rejects_header_not_json_object() {
         ("single quotes", b"{'alg':'dir','enc':'A128GCM'}"),
     ];
     for (case, header) in cases {
-        assert_eq!(parse_err(&jwe_with_raw_header(header), case), FormatError::HeaderJson, "{case}");
+        assert_eq!(
+            parse_err(&jwe_with_raw_header(header), case),
+            FormatError::HeaderJson,
+            "{case}"
+        );
     }
 }
 
@@ -436,30 +525,46 @@ fn rejects_header_not_json_object() {
 fn rejects_duplicate_header_members() {
     let cases: [(&str, &[u8]); 3] = [
         ("duplicate alg", br#"{"alg":"dir","alg":"A128KW","enc":"A128GCM"}"#),
-        ("duplicate enc with same value", br#"{"alg":"dir","enc":"A128GCM","enc":"A128GCM"}"#),
+        (
+            "duplicate enc with same value",
+            br#"{"alg":"dir","enc":"A128GCM","enc":"A128GCM"}"#,
+        ),
         ("duplicate kid", br#"{"alg":"dir","enc":"A128GCM","kid":"a","kid":"b"}"#),
     ];
     for (case, header) in cases {
-        assert_eq!(parse_err(&jwe_with_raw_header(header), case), FormatError::HeaderJson, "{case}");
+        assert_eq!(
+            parse_err(&jwe_with_raw_header(header), case),
+            FormatError::HeaderJson,
+            "{case}"
+        );
     }
 }
 
 #[test]
 fn rejects_duplicate_member_inside_epk() {
     let x = filler(32);
-    let header = format!(
-        r#"{{"alg":"ECDH-ES","enc":"A128GCM","epk":{{"kty":"OKP","crv":"X25519","x":"{x}","x":"{x}"}}}}"#
-    );
+    let header =
+        format!(r#"{{"alg":"ECDH-ES","enc":"A128GCM","epk":{{"kty":"OKP","crv":"X25519","x":"{x}","x":"{x}"}}}}"#);
 
-    assert_eq!(parse_err(&jwe_with_raw_header(header.as_bytes()), "epk with two x"), FormatError::HeaderJson);
+    assert_eq!(
+        parse_err(&jwe_with_raw_header(header.as_bytes()), "epk with two x"),
+        FormatError::HeaderJson
+    );
 }
 
 #[test]
 fn rejects_header_nested_too_deeply() {
     let depth = json::MAX_DEPTH;
-    let header = format!(r#"{{"alg":"dir","enc":"A128GCM","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let header = format!(
+        r#"{{"alg":"dir","enc":"A128GCM","x":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
 
-    assert_eq!(parse_err(&jwe_with_raw_header(header.as_bytes()), "deep nesting"), FormatError::HeaderJson);
+    assert_eq!(
+        parse_err(&jwe_with_raw_header(header.as_bytes()), "deep nesting"),
+        FormatError::HeaderJson
+    );
 }
 
 // === header members ===
@@ -485,13 +590,20 @@ fn rejects_each_forbidden_member() {
         let mut header = json!({"alg": "dir", "enc": "A128GCM"});
         header[name] = value;
 
-        assert_eq!(header_err(header, name), FormatError::MemberNotAllowed(name.into()), "member {name}");
+        assert_eq!(
+            header_err(header, name),
+            FormatError::MemberNotAllowed(name.into()),
+            "member {name}"
+        );
     }
 }
 
 #[test]
 fn reports_forbidden_member_before_missing_alg() {
-    assert_eq!(header_err(json!({"zip": "DEF"}), "zip only"), FormatError::MemberNotAllowed("zip".into()));
+    assert_eq!(
+        header_err(json!({"zip": "DEF"}), "zip only"),
+        FormatError::MemberNotAllowed("zip".into())
+    );
 }
 
 #[test]
@@ -534,10 +646,22 @@ fn rejects_invalid_alg_or_enc() {
 
 #[test]
 fn rejects_unsupported_alg() {
-    for alg in ["RSA1_5", "PBES2-HS256+A128KW", "A128GCMKW", "none", "DIR", "rsa-oaep", "ECDH-ES+A128GCMKW"] {
+    for alg in [
+        "RSA1_5",
+        "PBES2-HS256+A128KW",
+        "A128GCMKW",
+        "none",
+        "DIR",
+        "rsa-oaep",
+        "ECDH-ES+A128GCMKW",
+    ] {
         let header = json!({"alg": alg, "enc": "A128GCM"});
 
-        assert_eq!(header_err(header, alg), FormatError::UnsupportedAlgorithm("alg"), "alg {alg}");
+        assert_eq!(
+            header_err(header, alg),
+            FormatError::UnsupportedAlgorithm("alg"),
+            "alg {alg}"
+        );
     }
 }
 
@@ -546,7 +670,11 @@ fn rejects_unsupported_enc() {
     for enc in ["A128CBC", "A512GCM", "a128gcm", "none", "XC20P", "A128GCM "] {
         let header = json!({"alg": "dir", "enc": enc});
 
-        assert_eq!(header_err(header, enc), FormatError::UnsupportedAlgorithm("enc"), "enc {enc:?}");
+        assert_eq!(
+            header_err(header, enc),
+            FormatError::UnsupportedAlgorithm("enc"),
+            "enc {enc:?}"
+        );
     }
 }
 
@@ -554,7 +682,10 @@ fn rejects_unsupported_enc() {
 fn checks_alg_before_enc() {
     let header = json!({"alg": "RSA1_5", "enc": "none"});
 
-    assert_eq!(header_err(header, "both unsupported"), FormatError::UnsupportedAlgorithm("alg"));
+    assert_eq!(
+        header_err(header, "both unsupported"),
+        FormatError::UnsupportedAlgorithm("alg")
+    );
 }
 
 #[test]
@@ -644,7 +775,13 @@ fn rejects_empty_or_partial_cbc_ciphertext() {
         let enc_value: ContentEnc = enc.parse().expect("enc name is supported");
         for ciphertext in [0, 1, 15, 17, 31] {
             let case = format!("{enc} with {ciphertext}-byte ciphertext");
-            let token = jwe(&json!({"alg": "dir", "enc": enc}), 0, 16, ciphertext, enc_value.tag_len());
+            let token = jwe(
+                &json!({"alg": "dir", "enc": enc}),
+                0,
+                16,
+                ciphertext,
+                enc_value.tag_len(),
+            );
 
             assert_eq!(parse_err(&token, &case), FormatError::CiphertextLength, "{case}");
         }
@@ -673,7 +810,13 @@ fn rejects_wrong_encrypted_key_length_for_key_wrap() {
     for (alg, enc, key, expected) in cases {
         let case = format!("{alg} with {enc} and {key}-byte key");
         let enc_value: ContentEnc = enc.parse().expect("enc name is supported");
-        let token = jwe(&json!({"alg": alg, "enc": enc}), key, enc_value.iv_len(), 32, enc_value.tag_len());
+        let token = jwe(
+            &json!({"alg": alg, "enc": enc}),
+            key,
+            enc_value.iv_len(),
+            32,
+            enc_value.tag_len(),
+        );
 
         let err = parse_err(&token, &case);
 
@@ -713,7 +856,11 @@ fn accepts_any_encrypted_key_length_for_rsa() {
     for key in [0, 1, 128, 512] {
         let token = jwe(&json!({"alg": "RSA-OAEP-256", "enc": "A256GCM"}), key, 12, 20, 16);
 
-        assert_eq!(parse(&token).map(|jwe| jwe.encrypted_key_len), Ok(key), "{key}-byte key");
+        assert_eq!(
+            parse(&token).map(|jwe| jwe.encrypted_key_len),
+            Ok(key),
+            "{key}-byte key"
+        );
     }
 }
 
@@ -721,10 +868,26 @@ fn accepts_any_encrypted_key_length_for_rsa() {
 fn checks_segment_lengths_in_order() {
     let header = json!({"alg": "A128KW", "enc": "A128CBC-HS256"});
     let cases = [
-        ("all wrong", jwe(&header, 1, 2, 3, 4), length_err("encrypted key", 1, 40)),
-        ("IV, tag and ciphertext wrong", jwe(&header, 40, 2, 3, 4), length_err("initialization vector", 2, 16)),
-        ("tag and ciphertext wrong", jwe(&header, 40, 16, 3, 4), length_err("authentication tag", 4, 16)),
-        ("ciphertext wrong", jwe(&header, 40, 16, 3, 16), FormatError::CiphertextLength),
+        (
+            "all wrong",
+            jwe(&header, 1, 2, 3, 4),
+            length_err("encrypted key", 1, 40),
+        ),
+        (
+            "IV, tag and ciphertext wrong",
+            jwe(&header, 40, 2, 3, 4),
+            length_err("initialization vector", 2, 16),
+        ),
+        (
+            "tag and ciphertext wrong",
+            jwe(&header, 40, 16, 3, 4),
+            length_err("authentication tag", 4, 16),
+        ),
+        (
+            "ciphertext wrong",
+            jwe(&header, 40, 16, 3, 16),
+            FormatError::CiphertextLength,
+        ),
     ];
     for (case, token, expected) in cases {
         assert_eq!(parse_err(&token, case), expected, "{case}");
@@ -737,9 +900,18 @@ fn checks_segment_lengths_in_order() {
 fn rejects_missing_or_non_object_epk() {
     let cases = [
         ("ECDH-ES without epk", json!({"alg": "ECDH-ES", "enc": "A128GCM"})),
-        ("ECDH-ES+A128KW without epk", json!({"alg": "ECDH-ES+A128KW", "enc": "A128GCM"})),
-        ("ECDH-ES+A192KW without epk", json!({"alg": "ECDH-ES+A192KW", "enc": "A128GCM"})),
-        ("ECDH-ES+A256KW without epk", json!({"alg": "ECDH-ES+A256KW", "enc": "A128GCM"})),
+        (
+            "ECDH-ES+A128KW without epk",
+            json!({"alg": "ECDH-ES+A128KW", "enc": "A128GCM"}),
+        ),
+        (
+            "ECDH-ES+A192KW without epk",
+            json!({"alg": "ECDH-ES+A192KW", "enc": "A128GCM"}),
+        ),
+        (
+            "ECDH-ES+A256KW without epk",
+            json!({"alg": "ECDH-ES+A256KW", "enc": "A128GCM"}),
+        ),
         ("epk string", ecdh_es_header(json!("key"))),
         ("epk array", ecdh_es_header(json!([x25519_epk()]))),
         ("epk null", ecdh_es_header(json!(null))),
@@ -759,7 +931,11 @@ fn rejects_epk_with_non_ecdh_alg() {
     for alg in ["dir", "A128KW", "RSA-OAEP"] {
         let header = json!({"alg": alg, "enc": "A128GCM", "epk": x25519_epk()});
 
-        assert_eq!(header_err(header, alg), FormatError::MemberNotAllowed("epk".into()), "epk with {alg}");
+        assert_eq!(
+            header_err(header, alg),
+            FormatError::MemberNotAllowed("epk".into()),
+            "epk with {alg}"
+        );
     }
 }
 
@@ -795,7 +971,11 @@ fn rejects_epk_with_invalid_kty_or_crv() {
         ("empty epk", json!({})),
     ];
     for (case, epk) in cases {
-        assert_eq!(header_err(ecdh_es_header(epk), case), FormatError::MemberInvalid("epk"), "{case}");
+        assert_eq!(
+            header_err(ecdh_es_header(epk), case),
+            FormatError::MemberInvalid("epk"),
+            "{case}"
+        );
     }
 }
 
@@ -810,12 +990,19 @@ fn rejects_coordinates_of_wrong_length() {
         ("P-521 with leading zero stripped", ec_epk("P-521", 65, 66)),
         ("P-521 y with leading zero stripped", ec_epk("P-521", 66, 65)),
         ("P-521 long x", ec_epk("P-521", 67, 66)),
-        ("X25519 short x", json!({"kty": "OKP", "crv": "X25519", "x": filler(31)})),
+        (
+            "X25519 short x",
+            json!({"kty": "OKP", "crv": "X25519", "x": filler(31)}),
+        ),
         ("X25519 long x", json!({"kty": "OKP", "crv": "X25519", "x": filler(33)})),
         ("X25519 empty x", json!({"kty": "OKP", "crv": "X25519", "x": ""})),
     ];
     for (case, epk) in cases {
-        assert_eq!(header_err(ecdh_es_header(epk), case), FormatError::MemberInvalid("epk"), "{case}");
+        assert_eq!(
+            header_err(ecdh_es_header(epk), case),
+            FormatError::MemberInvalid("epk"),
+            "{case}"
+        );
     }
 }
 
@@ -824,12 +1011,22 @@ fn rejects_epk_with_missing_or_extra_coordinate() {
     let cases = [
         ("P-256 without y", json!({"kty": "EC", "crv": "P-256", "x": filler(32)})),
         ("P-256 without x", json!({"kty": "EC", "crv": "P-256", "y": filler(32)})),
-        ("X25519 with y", json!({"kty": "OKP", "crv": "X25519", "x": filler(32), "y": filler(32)})),
-        ("X25519 with empty y", json!({"kty": "OKP", "crv": "X25519", "x": filler(32), "y": ""})),
+        (
+            "X25519 with y",
+            json!({"kty": "OKP", "crv": "X25519", "x": filler(32), "y": filler(32)}),
+        ),
+        (
+            "X25519 with empty y",
+            json!({"kty": "OKP", "crv": "X25519", "x": filler(32), "y": ""}),
+        ),
         ("X25519 without x", json!({"kty": "OKP", "crv": "X25519"})),
     ];
     for (case, epk) in cases {
-        assert_eq!(header_err(ecdh_es_header(epk), case), FormatError::MemberInvalid("epk"), "{case}");
+        assert_eq!(
+            header_err(ecdh_es_header(epk), case),
+            FormatError::MemberInvalid("epk"),
+            "{case}"
+        );
     }
 }
 
@@ -839,12 +1036,25 @@ fn rejects_non_canonical_epk_coordinate() {
     let cases = [
         ("x number", json!({"kty": "OKP", "crv": "X25519", "x": 5})),
         ("x padded", json!({"kty": "OKP", "crv": "X25519", "x": padded})),
-        ("x with '+'", json!({"kty": "OKP", "crv": "X25519", "x": filler(32).replacen('p', "+", 1)})),
-        ("y padded", json!({"kty": "EC", "crv": "P-256", "x": filler(32), "y": padded})),
-        ("y null", json!({"kty": "EC", "crv": "P-256", "x": filler(32), "y": null})),
+        (
+            "x with '+'",
+            json!({"kty": "OKP", "crv": "X25519", "x": filler(32).replacen('p', "+", 1)}),
+        ),
+        (
+            "y padded",
+            json!({"kty": "EC", "crv": "P-256", "x": filler(32), "y": padded}),
+        ),
+        (
+            "y null",
+            json!({"kty": "EC", "crv": "P-256", "x": filler(32), "y": null}),
+        ),
     ];
     for (case, epk) in cases {
-        assert_eq!(header_err(ecdh_es_header(epk), case), FormatError::MemberInvalid("epk"), "{case}");
+        assert_eq!(
+            header_err(ecdh_es_header(epk), case),
+            FormatError::MemberInvalid("epk"),
+            "{case}"
+        );
     }
 }
 
@@ -878,7 +1088,12 @@ fn accepts_valid_epk_for_each_curve() {
     for (epk, curve) in cases {
         let token = jwe_with_header(&ecdh_es_header(epk));
 
-        assert_eq!(parse(&token).map(|jwe| jwe.header.epk_curve), Ok(Some(curve)), "{}", curve.name());
+        assert_eq!(
+            parse(&token).map(|jwe| jwe.header.epk_curve),
+            Ok(Some(curve)),
+            "{}",
+            curve.name()
+        );
     }
 }
 
@@ -896,7 +1111,10 @@ fn accepts_apu_and_apv_with_ecdh_es() {
             let key = if alg == "ECDH-ES" { 0 } else { 24 };
             let header = json!({"alg": alg, "enc": "A128GCM", "epk": x25519_epk(), "apu": apu, "apv": apv});
 
-            assert!(parse(&jwe(&header, key, 12, 20, 16)).is_ok(), "{alg} with {case} apu and apv");
+            assert!(
+                parse(&jwe(&header, key, 12, 20, 16)).is_ok(),
+                "{alg} with {case} apu and apv"
+            );
         }
     }
 }
@@ -943,7 +1161,11 @@ fn rejects_invalid_apu_or_apv() {
 #[test]
 fn accepts_jws_for_each_signature_alg() {
     for alg in ["RS256", "PS256", "ES256", "ES384", "EdDSA"] {
-        let token = jws(&json!({"alg": alg, "typ": "JWT", "kid": "signer-1"}), br#"{"sub":"alice"}"#, 64);
+        let token = jws(
+            &json!({"alg": alg, "typ": "JWT", "kid": "signer-1"}),
+            br#"{"sub":"alice"}"#,
+            64,
+        );
 
         let parsed = parse_jws(&token).unwrap_or_else(|err| panic!("{alg}: {err:?}"));
 
@@ -959,7 +1181,11 @@ fn reports_jws_signature_length() {
     for signature_len in [0, 1, 96, 512] {
         let token = jws(&json!({"alg": "ES256"}), b"{}", signature_len);
 
-        assert_eq!(parse_jws(&token).map(|jws| jws.signature_len), Ok(signature_len), "{signature_len} bytes");
+        assert_eq!(
+            parse_jws(&token).map(|jws| jws.signature_len),
+            Ok(signature_len),
+            "{signature_len} bytes"
+        );
     }
 }
 
@@ -992,15 +1218,23 @@ fn rejects_jws_over_max_size() {
     let token = jws(&json!({"alg": "ES256"}), b"{}", 64);
     let max = token.len() - 1;
 
-    let err = CompactJws::parse(&token, max).map(|jws| jws.header).expect_err("token is over the max");
+    let err = CompactJws::parse(&token, max)
+        .map(|jws| jws.header)
+        .expect_err("token is over the max");
 
     assert_eq!(err, FormatError::TooLarge { max });
 }
 
 #[test]
 fn rejects_jws_alg_outside_allow_list() {
-    for alg in ["none", "HS256", "HS512", "ES512", "RS384", "RS512", "PS512", "es256", "Ed25519"] {
-        assert_eq!(jws_err(json!({"alg": alg}), alg), FormatError::UnsupportedAlgorithm("alg"), "alg {alg}");
+    for alg in [
+        "none", "HS256", "HS512", "ES512", "RS384", "RS512", "PS512", "es256", "Ed25519",
+    ] {
+        assert_eq!(
+            jws_err(json!({"alg": alg}), alg),
+            FormatError::UnsupportedAlgorithm("alg"),
+            "alg {alg}"
+        );
     }
 }
 
@@ -1035,7 +1269,11 @@ fn rejects_extra_jws_header_members() {
         let mut header = json!({"alg": "ES256"});
         header[name] = value;
 
-        assert_eq!(jws_err(header, name), FormatError::MemberNotAllowed(name.into()), "member {name}");
+        assert_eq!(
+            jws_err(header, name),
+            FormatError::MemberNotAllowed(name.into()),
+            "member {name}"
+        );
     }
 }
 
@@ -1043,7 +1281,11 @@ fn rejects_extra_jws_header_members() {
 fn rejects_invalid_jws_kid_or_typ() {
     let cases = [
         ("kid empty", json!({"alg": "ES256", "kid": ""}), "kid"),
-        ("kid 257 bytes", json!({"alg": "ES256", "kid": "k".repeat(MAX_HEADER_STRING_BYTES + 1)}), "kid"),
+        (
+            "kid 257 bytes",
+            json!({"alg": "ES256", "kid": "k".repeat(MAX_HEADER_STRING_BYTES + 1)}),
+            "kid",
+        ),
         ("kid number", json!({"alg": "ES256", "kid": 7}), "kid"),
         ("kid object", json!({"alg": "ES256", "kid": {"id": "a"}}), "kid"),
         ("typ number", json!({"alg": "ES256", "typ": 1}), "typ"),
@@ -1092,10 +1334,22 @@ fn rejects_jws_header_over_max_bytes() {
 fn rejects_non_canonical_jws_payload_or_signature() {
     let header = header_segment(&json!({"alg": "ES256"}));
     let cases = [
-        ("padded payload", format!("{header}.{}.{}", Base64Url::encode_string(b"{}"), filler(64)), 1),
+        (
+            "padded payload",
+            format!("{header}.{}.{}", Base64Url::encode_string(b"{}"), filler(64)),
+            1,
+        ),
         ("payload with space", format!("{header}.e30 .{}", filler(64)), 1),
-        ("signature with '/'", format!("{header}.{}./{}", b64(b"{}"), &filler(64)[1..]), 2),
-        ("padded signature", format!("{header}.{}.{}", b64(b"{}"), Base64Url::encode_string(&[1; 64])), 2),
+        (
+            "signature with '/'",
+            format!("{header}.{}./{}", b64(b"{}"), &filler(64)[1..]),
+            2,
+        ),
+        (
+            "padded signature",
+            format!("{header}.{}.{}", b64(b"{}"), Base64Url::encode_string(&[1; 64])),
+            2,
+        ),
     ];
     for (case, token, index) in cases {
         let err = parse_jws(&token).map(|jws| jws.header).expect_err(case);

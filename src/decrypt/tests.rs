@@ -25,7 +25,9 @@ const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// Returns the current time in seconds since the epoch.
 fn now() -> i64 {
-    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970");
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
     i64::try_from(elapsed.as_secs()).expect("the time fits in i64")
 }
 
@@ -71,8 +73,10 @@ fn key_set(keys: &[&GeneratedKey]) -> KeySet {
 
 /// Builds the trusted issuer keys from the public halves of `keys`.
 fn issuer_keys(keys: &[&GeneratedKey]) -> IssuerKeys {
-    let public: Vec<Value> =
-        keys.iter().map(|key| Value::Object(key.public().expect("signing keys have a public half").clone())).collect();
+    let public: Vec<Value> = keys
+        .iter()
+        .map(|key| Value::Object(key.public().expect("signing keys have a public half").clone()))
+        .collect();
     issuer_keys_from_values(public)
 }
 
@@ -119,7 +123,11 @@ fn signed_token(issuer: &GeneratedKey, key: &GeneratedKey, enc: ContentEnc) -> S
 }
 
 fn request(token: &str) -> Request<'_> {
-    Request { token, audience: None, required_scopes: &[] }
+    Request {
+        token,
+        audience: None,
+        required_scopes: &[],
+    }
 }
 
 fn run(decrypter: &Decrypter, request: Request<'_>) -> (Result<Decrypted, DecryptError>, TokenInfo) {
@@ -137,7 +145,10 @@ fn accepted(decrypter: &Decrypter, token: &str, case: &str) -> (Decrypted, Token
 
 fn rejected(decrypter: &Decrypter, token: &str, case: &str) -> (InvalidToken, TokenInfo) {
     match run(decrypter, request(token)) {
-        (Ok(decrypted), _) => panic!("{case}: expected an invalid token, got claims {}", decrypted.claims_json),
+        (Ok(decrypted), _) => panic!(
+            "{case}: expected an invalid token, got claims {}",
+            decrypted.claims_json
+        ),
         (Err(DecryptError::Invalid(cause)), info) => (cause, info),
         (Err(other), _) => panic!("{case}: expected an invalid token, got {other:?}"),
     }
@@ -178,8 +189,11 @@ fn sign_es256(payload: &[u8], key: &GeneratedKey, kid: Option<&str>) -> String {
 /// Encrypts `payload` to the ECDH-ES key `key` with A256GCM and, when
 /// `nested` is set, `cty: "JWT"`, as an issuer wraps a signed JWT.
 fn encrypt_ecdh_es(payload: &[u8], key: &GeneratedKey, nested: bool) -> String {
-    let public = Jwk::from_map(key.public().expect("an ECDH-ES key has a public half").clone()).expect("josekit reads the JWK");
-    let encrypter = jose_jwe::ECDH_ES.encrypter_from_jwk(&public).expect("the ECDH-ES key is usable");
+    let public =
+        Jwk::from_map(key.public().expect("an ECDH-ES key has a public half").clone()).expect("josekit reads the JWK");
+    let encrypter = jose_jwe::ECDH_ES
+        .encrypter_from_jwk(&public)
+        .expect("the ECDH-ES key is usable");
     let mut header = jose_jwe::JweHeader::new();
     header.set_content_encryption("A256GCM");
     if nested {
@@ -208,11 +222,17 @@ fn assert_no_secrets(text: &str, keys: &[&GeneratedKey], token: &str, case: &str
     for value in private_values(keys) {
         assert!(!text.contains(&value), "{case}: the text contains a private member");
         let start = value.get(..16).unwrap_or(&value);
-        assert!(!text.contains(start), "{case}: the text contains the start of a private member");
+        assert!(
+            !text.contains(start),
+            "{case}: the text contains the start of a private member"
+        );
     }
     assert!(!text.contains(token), "{case}: the text contains the token");
     for (index, segment) in token.split('.').enumerate().filter(|(_, segment)| segment.len() > 8) {
-        assert!(!text.contains(segment), "{case}: the text contains token segment {index}");
+        assert!(
+            !text.contains(segment),
+            "{case}: the text contains token segment {index}"
+        );
     }
 }
 
@@ -233,11 +253,20 @@ impl Setup {
         let decryption = decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256");
         let issuer = signing_key(SigAlg::ES256, ISSUER_KID);
         let decrypter = Decrypter::new(key_set(&[&decryption]), Some(issuer_keys(&[&issuer])), policy);
-        Setup { decryption, issuer, decrypter }
+        Setup {
+            decryption,
+            issuer,
+            decrypter,
+        }
     }
 
     fn signed_token(&self, claims: &Map<String, Value>) -> String {
-        mint_token(claims, Some(&signer(&self.issuer)), &recipient(&self.decryption), ContentEnc::A256Gcm)
+        mint_token(
+            claims,
+            Some(&signer(&self.issuer)),
+            &recipient(&self.decryption),
+            ContentEnc::A256Gcm,
+        )
     }
 
     fn unsigned_token(&self, claims: &Map<String, Value>) -> String {
@@ -260,7 +289,10 @@ fn accepts_signed_token_and_fills_token_info() {
 
     let (decrypted, info) = accepted(&setup.decrypter, &token, "signed ECDH-ES token");
 
-    assert_eq!(decrypted.claims_json, serde_json::to_string(&claims).expect("claims serialize"));
+    assert_eq!(
+        decrypted.claims_json,
+        serde_json::to_string(&claims).expect("claims serialize")
+    );
     assert_eq!(decrypted.claims, claims);
     assert_eq!(decrypted.key_id, ENC_KID);
     assert_eq!(decrypted.signing_key_id.as_deref(), Some(ISSUER_KID));
@@ -286,12 +318,24 @@ fn accepts_tokens_for_each_key_kind_and_signer() {
     let issuers = [(&es256, SigAlg::ES256), (&eddsa, SigAlg::EdDSA)];
     // (decryption key, enc)
     let cases = [
-        (rsa_decryption_key(KeyAlg::RsaOaep, "rsa-oaep", 2048), ContentEnc::A256Gcm),
-        (rsa_decryption_key(KeyAlg::RsaOaep256, "rsa-oaep-256", 3072), ContentEnc::A128Gcm),
+        (
+            rsa_decryption_key(KeyAlg::RsaOaep, "rsa-oaep", 2048),
+            ContentEnc::A256Gcm,
+        ),
+        (
+            rsa_decryption_key(KeyAlg::RsaOaep256, "rsa-oaep-256", 3072),
+            ContentEnc::A128Gcm,
+        ),
         (decryption_key(KeyAlg::EcdhEs, "p256", "P-256"), ContentEnc::A256Gcm),
         (decryption_key(KeyAlg::EcdhEs, "p521", "P-521"), ContentEnc::A128Gcm),
-        (decryption_key(KeyAlg::EcdhEsA128Kw, "x25519-kw", "X25519"), ContentEnc::A256Gcm),
-        (decryption_key(KeyAlg::EcdhEsA256Kw, "p384-kw", "P-384"), ContentEnc::A256Gcm),
+        (
+            decryption_key(KeyAlg::EcdhEsA128Kw, "x25519-kw", "X25519"),
+            ContentEnc::A256Gcm,
+        ),
+        (
+            decryption_key(KeyAlg::EcdhEsA256Kw, "p384-kw", "P-384"),
+            ContentEnc::A256Gcm,
+        ),
         (dir_key("dir16", 16), ContentEnc::A128Gcm),
         (dir_key("dir32", 32), ContentEnc::A256Gcm),
         (decryption_key(KeyAlg::A128Kw, "a128kw", ""), ContentEnc::A256Gcm),
@@ -321,7 +365,12 @@ fn accepts_token_without_kid_when_one_key_fits() {
     let issuer = signing_key(SigAlg::ES256, ISSUER_KID);
     let keys = key_set(&[&decryption, &decryption_key(KeyAlg::A256Kw, "a256kw", "")]);
     let decrypter = Decrypter::new(keys, Some(issuer_keys(&[&issuer])), Policy::default());
-    let token = mint_token(&claims_at(now()), Some(&signer(&issuer)), &recipient(&decryption).without_kid(), ContentEnc::A256Gcm);
+    let token = mint_token(
+        &claims_at(now()),
+        Some(&signer(&issuer)),
+        &recipient(&decryption).without_kid(),
+        ContentEnc::A256Gcm,
+    );
 
     let (decrypted, info) = accepted(&decrypter, &token, "no kid, one ECDH-ES key");
 
@@ -333,7 +382,11 @@ fn accepts_token_without_kid_when_one_key_fits() {
 fn accepts_jws_without_kid_for_one_issuer() {
     let setup = Setup::new();
     let claims = claims_at(now());
-    let jws = sign_es256(serde_json::to_string(&claims).expect("claims serialize").as_bytes(), &setup.issuer, None);
+    let jws = sign_es256(
+        serde_json::to_string(&claims).expect("claims serialize").as_bytes(),
+        &setup.issuer,
+        None,
+    );
     let token = setup.nested_token(&jws);
 
     let (decrypted, info) = accepted(&setup.decrypter, &token, "JWS without kid");
@@ -344,7 +397,10 @@ fn accepts_jws_without_kid_for_one_issuer() {
 
 #[test]
 fn accepts_enc_enabled_by_policy() {
-    let policy = Policy { content_encryption: vec![ContentEnc::A128CbcHs256], ..Policy::default() };
+    let policy = Policy {
+        content_encryption: vec![ContentEnc::A128CbcHs256],
+        ..Policy::default()
+    };
     let setup = Setup::with_policy(policy);
     let token = signed_token(&setup.issuer, &setup.decryption, ContentEnc::A128CbcHs256);
 
@@ -357,11 +413,17 @@ fn accepts_enc_enabled_by_policy() {
 fn open_returns_plaintext_and_key() {
     let setup = Setup::new();
     let claims = claims_at(now());
-    let cases = [("unsigned", setup.unsigned_token(&claims), false), ("signed", setup.signed_token(&claims), true)];
+    let cases = [
+        ("unsigned", setup.unsigned_token(&claims), false),
+        ("signed", setup.signed_token(&claims), true),
+    ];
     for (case, token, nested_jwt) in cases {
         let mut info = TokenInfo::default();
 
-        let opened = setup.decrypter.open(&token, &mut info).unwrap_or_else(|err| panic!("{case}: {err}"));
+        let opened = setup
+            .decrypter
+            .open(&token, &mut info)
+            .unwrap_or_else(|err| panic!("{case}: {err}"));
 
         assert_eq!(opened.key.kid(), ENC_KID, "{case}");
         assert_eq!(opened.nested_jwt, nested_jwt, "{case}");
@@ -378,7 +440,10 @@ fn open_returns_unsigned_claims_unchanged() {
 
     let opened = setup.decrypter.open(&token, &mut info).expect("the token opens");
 
-    assert_eq!(opened.plaintext.as_slice(), serde_json::to_vec(&claims).expect("claims serialize").as_slice());
+    assert_eq!(
+        opened.plaintext.as_slice(),
+        serde_json::to_vec(&claims).expect("claims serialize").as_slice()
+    );
 }
 
 // === unsigned tokens ===
@@ -399,7 +464,10 @@ fn unsigned_tokens_follow_policy() {
     for (unsigned, key, expect_accepted) in cases {
         let recipient = recipient(key);
         let case = format!("{unsigned:?} with {}", recipient.alg());
-        let policy = Policy { unsigned, ..Policy::default() };
+        let policy = Policy {
+            unsigned,
+            ..Policy::default()
+        };
         let decrypter = Decrypter::new(key_set(&[&ecdh, &a256kw]), None, policy);
         let claims = claims_at(now());
         let token = mint_token(&claims, None, &recipient, ContentEnc::A256Gcm);
@@ -412,7 +480,11 @@ fn unsigned_tokens_follow_policy() {
             assert_eq!(decrypted.signing_key_id, None, "{case}");
             assert_eq!(info.signing_kid, None, "{case}");
         } else {
-            assert_eq!(result.map(|d| d.claims_json), Err(InvalidToken::SignatureRequired.into()), "{case}");
+            assert_eq!(
+                result.map(|d| d.claims_json),
+                Err(InvalidToken::SignatureRequired.into()),
+                "{case}"
+            );
         }
     }
 }
@@ -438,11 +510,23 @@ fn rejects_token_without_kid_when_no_key_fits() {
     let ecdh = decryption_key(KeyAlg::EcdhEs, "ecdh", "P-256");
     let keys = key_set(&[&decryption_key(KeyAlg::A256Kw, "a256kw", ""), &dir_key("dir16", 16)]);
     let decrypter = Decrypter::new(keys, Some(issuer_keys(&[&issuer])), Policy::default());
-    let cases = [("ECDH-ES token, no ECDH-ES key", ecdh), ("dir A256GCM token, only a 16-byte dir key", dir_key("dir32", 32))];
+    let cases = [
+        ("ECDH-ES token, no ECDH-ES key", ecdh),
+        ("dir A256GCM token, only a 16-byte dir key", dir_key("dir32", 32)),
+    ];
     for (case, key) in cases {
-        let token = mint_token(&claims_at(now()), Some(&signer(&issuer)), &recipient(&key).without_kid(), ContentEnc::A256Gcm);
+        let token = mint_token(
+            &claims_at(now()),
+            Some(&signer(&issuer)),
+            &recipient(&key).without_kid(),
+            ContentEnc::A256Gcm,
+        );
 
-        assert_eq!(invalid(&decrypter, &token, case), InvalidToken::NoUniqueKey { candidates: 0 }, "{case}");
+        assert_eq!(
+            invalid(&decrypter, &token, case),
+            InvalidToken::NoUniqueKey { candidates: 0 },
+            "{case}"
+        );
     }
 }
 
@@ -451,8 +535,17 @@ fn rejects_token_without_kid_when_two_keys_fit() {
     let issuer = signing_key(SigAlg::ES256, ISSUER_KID);
     let first = decryption_key(KeyAlg::EcdhEs, "first", "P-256");
     let second = decryption_key(KeyAlg::EcdhEs, "second", "P-384");
-    let decrypter = Decrypter::new(key_set(&[&first, &second]), Some(issuer_keys(&[&issuer])), Policy::default());
-    let token = mint_token(&claims_at(now()), Some(&signer(&issuer)), &recipient(&first).without_kid(), ContentEnc::A256Gcm);
+    let decrypter = Decrypter::new(
+        key_set(&[&first, &second]),
+        Some(issuer_keys(&[&issuer])),
+        Policy::default(),
+    );
+    let token = mint_token(
+        &claims_at(now()),
+        Some(&signer(&issuer)),
+        &recipient(&first).without_kid(),
+        ContentEnc::A256Gcm,
+    );
 
     let (cause, info) = rejected(&decrypter, &token, "two ECDH-ES keys");
 
@@ -467,11 +560,22 @@ fn rejects_header_alg_that_differs_from_pinned_alg() {
     let decrypter = Decrypter::new(key_set(&[&rsa]), Some(issuer_keys(&[&issuer])), Policy::default());
     // The issuer's copy of the same key claims RSA-OAEP-256.
     let issuers_copy = recipient_from_map(with_member(private_map(&rsa), "alg", json!("RSA-OAEP-256")));
-    let token = mint_token(&claims_at(now()), Some(&signer(&issuer)), &issuers_copy, ContentEnc::A256Gcm);
+    let token = mint_token(
+        &claims_at(now()),
+        Some(&signer(&issuer)),
+        &issuers_copy,
+        ContentEnc::A256Gcm,
+    );
 
     let (cause, info) = rejected(&decrypter, &token, "RSA-OAEP-256 token to an RSA-OAEP key");
 
-    assert_eq!(cause, InvalidToken::AlgorithmMismatch { header: KeyAlg::RsaOaep256, pinned: KeyAlg::RsaOaep });
+    assert_eq!(
+        cause,
+        InvalidToken::AlgorithmMismatch {
+            header: KeyAlg::RsaOaep256,
+            pinned: KeyAlg::RsaOaep
+        }
+    );
     assert_eq!(info.alg, Some(KeyAlg::RsaOaep256));
 }
 
@@ -483,7 +587,13 @@ fn rejects_key_wrap_alg_for_ecdh_key() {
 
     let cause = invalid(&setup.decrypter, &token, "A128KW token to an ECDH-ES key");
 
-    assert_eq!(cause, InvalidToken::AlgorithmMismatch { header: KeyAlg::A128Kw, pinned: KeyAlg::EcdhEs });
+    assert_eq!(
+        cause,
+        InvalidToken::AlgorithmMismatch {
+            header: KeyAlg::A128Kw,
+            pinned: KeyAlg::EcdhEs
+        }
+    );
 }
 
 #[test]
@@ -512,7 +622,10 @@ fn rejects_rsa_token_for_larger_modulus() {
 
     let (cause, info) = rejected(&decrypter, &token, "3072-bit token to a 2048-bit key");
 
-    assert_eq!(cause, InvalidToken::KeyMismatch("encrypted key length differs from the RSA modulus length"));
+    assert_eq!(
+        cause,
+        InvalidToken::KeyMismatch("encrypted key length differs from the RSA modulus length")
+    );
     assert_eq!(info.kid.as_deref(), Some("k"));
 }
 
@@ -527,19 +640,35 @@ fn rejects_epk_on_another_curve() {
 
         let cause = invalid(&decrypter, &token, crv);
 
-        assert_eq!(cause, InvalidToken::KeyMismatch("epk curve differs from the key's curve"), "{crv}");
+        assert_eq!(
+            cause,
+            InvalidToken::KeyMismatch("epk curve differs from the key's curve"),
+            "{crv}"
+        );
     }
 }
 
 #[test]
 fn rejects_dir_token_for_key_of_other_length() {
     let issuer = signing_key(SigAlg::ES256, ISSUER_KID);
-    let decrypter = Decrypter::new(key_set(&[&dir_key("k", 16)]), Some(issuer_keys(&[&issuer])), Policy::default());
-    let token = mint_token(&claims_at(now()), Some(&signer(&issuer)), &recipient(&dir_key("k", 32)), ContentEnc::A256Gcm);
+    let decrypter = Decrypter::new(
+        key_set(&[&dir_key("k", 16)]),
+        Some(issuer_keys(&[&issuer])),
+        Policy::default(),
+    );
+    let token = mint_token(
+        &claims_at(now()),
+        Some(&signer(&issuer)),
+        &recipient(&dir_key("k", 32)),
+        ContentEnc::A256Gcm,
+    );
 
     let cause = invalid(&decrypter, &token, "A256GCM token to a 16-byte dir key");
 
-    assert_eq!(cause, InvalidToken::KeyMismatch("dir key length differs from the content key length"));
+    assert_eq!(
+        cause,
+        InvalidToken::KeyMismatch("dir key length differs from the content key length")
+    );
 }
 
 // === decryption ===
@@ -573,14 +702,26 @@ fn rejects_token_for_other_key_with_same_kid() {
     let issuer = signing_key(SigAlg::ES256, ISSUER_KID);
     // (case, jwed's key, the key the token was encrypted to)
     let cases = [
-        ("ECDH-ES", decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256"), decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256")),
-        ("A256KW", decryption_key(KeyAlg::A256Kw, ENC_KID, ""), decryption_key(KeyAlg::A256Kw, ENC_KID, "")),
+        (
+            "ECDH-ES",
+            decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256"),
+            decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256"),
+        ),
+        (
+            "A256KW",
+            decryption_key(KeyAlg::A256Kw, ENC_KID, ""),
+            decryption_key(KeyAlg::A256Kw, ENC_KID, ""),
+        ),
     ];
     for (case, own, other) in cases {
         let decrypter = Decrypter::new(key_set(&[&own]), Some(issuer_keys(&[&issuer])), Policy::default());
         let token = signed_token(&issuer, &other, ContentEnc::A256Gcm);
 
-        assert_eq!(invalid(&decrypter, &token, case), InvalidToken::DecryptionFailed, "{case}");
+        assert_eq!(
+            invalid(&decrypter, &token, case),
+            InvalidToken::DecryptionFailed,
+            "{case}"
+        );
     }
 }
 
@@ -616,7 +757,10 @@ fn rejects_signed_token_without_issuer_keys() {
     let decrypter = Decrypter::new(key_set(&[&decryption]), None, Policy::default());
     let token = signed_token(&issuer, &decryption, ContentEnc::A256Gcm);
 
-    assert_eq!(invalid(&decrypter, &token, "no issuer keys"), InvalidToken::UnknownIssuerKey);
+    assert_eq!(
+        invalid(&decrypter, &token, "no issuer keys"),
+        InvalidToken::UnknownIssuerKey
+    );
 }
 
 #[test]
@@ -624,11 +768,24 @@ fn rejects_ambiguous_jws_without_kid() {
     let decryption = decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256");
     let first = signing_key(SigAlg::ES256, "first");
     let second = signing_key(SigAlg::ES256, "second");
-    let decrypter = Decrypter::new(key_set(&[&decryption]), Some(issuer_keys(&[&first, &second])), Policy::default());
-    let jws = sign_es256(serde_json::to_string(&claims_at(now())).expect("claims serialize").as_bytes(), &first, None);
+    let decrypter = Decrypter::new(
+        key_set(&[&decryption]),
+        Some(issuer_keys(&[&first, &second])),
+        Policy::default(),
+    );
+    let jws = sign_es256(
+        serde_json::to_string(&claims_at(now()))
+            .expect("claims serialize")
+            .as_bytes(),
+        &first,
+        None,
+    );
     let token = encrypt_ecdh_es(jws.as_bytes(), &decryption, true);
 
-    assert_eq!(invalid(&decrypter, &token, "two ES256 issuer keys"), InvalidToken::UnknownIssuerKey);
+    assert_eq!(
+        invalid(&decrypter, &token, "two ES256 issuer keys"),
+        InvalidToken::UnknownIssuerKey
+    );
 }
 
 #[test]
@@ -636,19 +793,40 @@ fn rejects_signature_alg_that_differs_from_pinned_alg() {
     let decryption = decryption_key(KeyAlg::EcdhEs, ENC_KID, "P-256");
     let rsa_issuer = signing_key(SigAlg::PS256, "rsa-issuer");
     let ed_issuer = signing_key(SigAlg::EdDSA, "ed-issuer");
-    let decrypter = Decrypter::new(key_set(&[&decryption]), Some(issuer_keys(&[&rsa_issuer, &ed_issuer])), Policy::default());
+    let decrypter = Decrypter::new(
+        key_set(&[&decryption]),
+        Some(issuer_keys(&[&rsa_issuer, &ed_issuer])),
+        Policy::default(),
+    );
     // (signer, header alg, pinned alg)
     let cases = [
-        (signer_from_map(with_member(private_map(&rsa_issuer), "alg", json!("RS256"))), SigAlg::RS256, SigAlg::PS256),
-        (signer(&signing_key(SigAlg::ES256, "ed-issuer")), SigAlg::ES256, SigAlg::EdDSA),
+        (
+            signer_from_map(with_member(private_map(&rsa_issuer), "alg", json!("RS256"))),
+            SigAlg::RS256,
+            SigAlg::PS256,
+        ),
+        (
+            signer(&signing_key(SigAlg::ES256, "ed-issuer")),
+            SigAlg::ES256,
+            SigAlg::EdDSA,
+        ),
     ];
     for (signer, header, pinned) in cases {
         let case = format!("{header} signature to a {pinned} key");
-        let token = mint_token(&claims_at(now()), Some(&signer), &recipient(&decryption), ContentEnc::A256Gcm);
+        let token = mint_token(
+            &claims_at(now()),
+            Some(&signer),
+            &recipient(&decryption),
+            ContentEnc::A256Gcm,
+        );
 
         let (cause, info) = rejected(&decrypter, &token, &case);
 
-        assert_eq!(cause, InvalidToken::SignatureAlgorithmMismatch { header, pinned }, "{case}");
+        assert_eq!(
+            cause,
+            InvalidToken::SignatureAlgorithmMismatch { header, pinned },
+            "{case}"
+        );
         assert_eq!(info.signing_alg, Some(header), "{case}");
         assert!(info.signing_kid.is_some(), "{case}");
     }
@@ -677,8 +855,14 @@ fn rejects_tampered_nested_jws() {
     let other_payload = other_jws.split('.').nth(1).expect("a JWS has a payload");
     let cases = [
         ("signature with one character changed", tamper_segment(&jws, 2)),
-        ("signature one byte short", format!("{}.{}.{}", segments[0], segments[1], &segments[2][..84])),
-        ("payload of another JWS", format!("{}.{other_payload}.{}", segments[0], segments[2])),
+        (
+            "signature one byte short",
+            format!("{}.{}.{}", segments[0], segments[1], &segments[2][..84]),
+        ),
+        (
+            "payload of another JWS",
+            format!("{}.{other_payload}.{}", segments[0], segments[2]),
+        ),
     ];
     for (case, tampered) in cases {
         let token = setup.nested_token(&tampered);
@@ -694,7 +878,11 @@ fn rejects_tampered_nested_jws() {
 fn accepts_untampered_nested_jws_built_with_josekit() {
     let setup = Setup::new();
     let claims = claims_at(now());
-    let jws = sign_es256(serde_json::to_string(&claims).expect("claims serialize").as_bytes(), &setup.issuer, Some(ISSUER_KID));
+    let jws = sign_es256(
+        serde_json::to_string(&claims).expect("claims serialize").as_bytes(),
+        &setup.issuer,
+        Some(ISSUER_KID),
+    );
     let token = setup.nested_token(&jws);
 
     let (decrypted, _) = accepted(&setup.decrypter, &token, "josekit-built nested JWS");
@@ -709,7 +897,10 @@ fn rejects_signed_non_object_claims() {
         ("plain text", b"not json"),
         ("JSON array", b"[1, 2]"),
         ("JSON string", br#""alice""#),
-        ("duplicate member", br#"{"sub":"alice","sub":"mallory","exp":4102444800}"#),
+        (
+            "duplicate member",
+            br#"{"sub":"alice","sub":"mallory","exp":4102444800}"#,
+        ),
         ("invalid UTF-8", b"{\"sub\":\"\xff\"}"),
     ];
     for (case, payload) in cases {
@@ -724,11 +915,17 @@ fn rejects_signed_non_object_claims() {
 
 #[test]
 fn rejects_unsigned_non_object_claims() {
-    let policy = Policy { unsigned: UnsignedTokens::AllKeys, ..Policy::default() };
+    let policy = Policy {
+        unsigned: UnsignedTokens::AllKeys,
+        ..Policy::default()
+    };
     let setup = Setup::with_policy(policy);
     let token = encrypt_ecdh_es(b"not json", &setup.decryption, false);
 
-    assert_eq!(invalid(&setup.decrypter, &token, "unsigned text"), InvalidToken::ClaimsNotJson);
+    assert_eq!(
+        invalid(&setup.decrypter, &token, "unsigned text"),
+        InvalidToken::ClaimsNotJson
+    );
 }
 
 #[test]
@@ -755,7 +952,10 @@ fn reports_claim_errors_after_the_signature() {
 
     let (result, info) = run(&setup.decrypter, request(&token));
 
-    assert_eq!(result.map(|d| d.claims_json), Err(DecryptError::Claims(ClaimError::Expired)));
+    assert_eq!(
+        result.map(|d| d.claims_json),
+        Err(DecryptError::Claims(ClaimError::Expired))
+    );
     assert_eq!(info.subject.as_deref(), Some("alice"));
     assert_eq!(info.token_id.as_deref(), Some("token-1"));
 }
@@ -766,9 +966,18 @@ fn reports_missing_required_scope() {
     let token = setup.signed_token(&claims_at(now()));
     let required = vec!["read".to_string(), "admin".to_string()];
 
-    let (result, _) = run(&setup.decrypter, Request { token: &token, audience: None, required_scopes: &required });
+    let (result, _) = run(
+        &setup.decrypter,
+        Request {
+            token: &token,
+            audience: None,
+            required_scopes: &required,
+        },
+    );
 
-    let expected = DecryptError::Claims(ClaimError::InsufficientScope { missing: vec!["admin".into()] });
+    let expected = DecryptError::Claims(ClaimError::InsufficientScope {
+        missing: vec!["admin".into()],
+    });
     assert_eq!(result.map(|d| d.claims_json), Err(expected));
 }
 
@@ -782,7 +991,14 @@ fn accepts_64_required_scopes() {
     claims.insert("scopes".into(), json!(scopes));
     let token = setup.signed_token(&claims);
 
-    let (result, _) = run(&setup.decrypter, Request { token: &token, audience: None, required_scopes: &scopes });
+    let (result, _) = run(
+        &setup.decrypter,
+        Request {
+            token: &token,
+            audience: None,
+            required_scopes: &scopes,
+        },
+    );
 
     assert_eq!(result.map(|d| d.valid.scopes), Ok(scopes));
 }
@@ -797,7 +1013,14 @@ fn accepts_scope_and_audience_of_256_bytes() {
     let token = setup.signed_token(&claims);
     let required = vec![long.clone()];
 
-    let (result, _) = run(&setup.decrypter, Request { token: &token, audience: Some(&long), required_scopes: &required });
+    let (result, _) = run(
+        &setup.decrypter,
+        Request {
+            token: &token,
+            audience: Some(&long),
+            required_scopes: &required,
+        },
+    );
 
     assert!(result.is_ok(), "{result:?}");
 }
@@ -817,12 +1040,28 @@ fn rejects_bad_requests_before_opening_token() {
         ("empty scope", None, &empty, invalid_string),
         ("scope of 257 bytes", None, &too_long, invalid_string),
         ("empty audience", Some(""), &Vec::new(), invalid_string),
-        ("audience of 257 bytes", Some(long_audience.as_str()), &Vec::new(), invalid_string),
+        (
+            "audience of 257 bytes",
+            Some(long_audience.as_str()),
+            &Vec::new(),
+            invalid_string,
+        ),
     ];
     for (case, audience, required_scopes, message) in cases {
-        let (result, info) = run(&setup.decrypter, Request { token: &token, audience, required_scopes });
+        let (result, info) = run(
+            &setup.decrypter,
+            Request {
+                token: &token,
+                audience,
+                required_scopes,
+            },
+        );
 
-        assert_eq!(result.map(|d| d.claims_json), Err(DecryptError::BadRequest(message)), "{case}");
+        assert_eq!(
+            result.map(|d| d.claims_json),
+            Err(DecryptError::BadRequest(message)),
+            "{case}"
+        );
         assert_eq!(info, TokenInfo::default(), "{case}");
     }
 }
@@ -836,12 +1075,24 @@ fn invalid_token_messages_show_no_key_or_token() {
     let stranger = decryption_key(KeyAlg::EcdhEs, "stranger", "P-256");
     let valid = setup.signed_token(&claims_at(now()));
     let cases = [
-        ("unknown kid", signed_token(&setup.issuer, &stranger, ContentEnc::A256Gcm)),
+        (
+            "unknown kid",
+            signed_token(&setup.issuer, &stranger, ContentEnc::A256Gcm),
+        ),
         ("tampered ciphertext", tamper_segment(&valid, 3)),
-        ("bad signature", signed_token(&impostor, &setup.decryption, ContentEnc::A256Gcm)),
+        (
+            "bad signature",
+            signed_token(&impostor, &setup.decryption, ContentEnc::A256Gcm),
+        ),
         ("unsigned", setup.unsigned_token(&claims_at(now()))),
-        ("claims not JSON", setup.nested_token(&sign_es256(b"not json", &setup.issuer, Some(ISSUER_KID)))),
-        ("enc not allowed", signed_token(&setup.issuer, &setup.decryption, ContentEnc::A256CbcHs512)),
+        (
+            "claims not JSON",
+            setup.nested_token(&sign_es256(b"not json", &setup.issuer, Some(ISSUER_KID))),
+        ),
+        (
+            "enc not allowed",
+            signed_token(&setup.issuer, &setup.decryption, ContentEnc::A256CbcHs512),
+        ),
     ];
     let keys = [&setup.decryption, &setup.issuer, &impostor, &stranger];
     for (case, token) in cases {

@@ -87,7 +87,10 @@ fn rsa_jwk_of_bits(kid: &str, bits: u32) -> Map<String, Value> {
 }
 
 fn member(jwk: &Map<String, Value>, name: &str) -> String {
-    jwk.get(name).and_then(Value::as_str).unwrap_or_else(|| panic!("member {name} is a string")).to_owned()
+    jwk.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("member {name} is a string"))
+        .to_owned()
 }
 
 fn decoded_member(jwk: &Map<String, Value>, name: &str) -> Vec<u8> {
@@ -144,7 +147,10 @@ fn assert_no_private_values(text: &str, keys: &[Map<String, Value>], case: &str)
     for value in values {
         assert!(!text.contains(&value), "{case}: the text contains a private member");
         let start = value.get(..16).unwrap_or(&value);
-        assert!(!text.contains(start), "{case}: the text contains the start of a private member");
+        assert!(
+            !text.contains(start),
+            "{case}: the text contains the start of a private member"
+        );
     }
 }
 
@@ -209,7 +215,9 @@ fn loads_each_supported_kind_and_passes_self_check() {
         let jwk = private_jwk(alg, "key-1", crv, size);
 
         let set = load_ok(&[jwk], &no_pins(), &case);
-        let key = set.get("key-1").unwrap_or_else(|| panic!("{case}: key-1 is in the set"));
+        let key = set
+            .get("key-1")
+            .unwrap_or_else(|| panic!("{case}: key-1 is in the set"));
 
         assert_eq!(set.self_check(), Ok(()), "{case}");
         assert_eq!(key.kid(), "key-1", "{case}");
@@ -237,7 +245,12 @@ fn loads_every_kind_in_one_set() {
 
     assert_eq!(set.self_check(), Ok(()));
     let kids: Vec<&str> = set.iter().map(DecryptionKey::kid).collect();
-    assert_eq!(kids, ["rsa", "p256", "p384", "p521", "x25519", "p256-kw", "dir16", "dir32", "a128kw", "a256kw"]);
+    assert_eq!(
+        kids,
+        [
+            "rsa", "p256", "p384", "p521", "x25519", "p256-kw", "dir16", "dir32", "a128kw", "a256kw"
+        ]
+    );
     assert!(set.get("missing").is_none());
 }
 
@@ -253,7 +266,13 @@ fn dir_key_fits_only_enc_of_its_length() {
 
 #[test]
 fn accepts_key_ops_that_allow_decryption() {
-    let cases = [vec!["decrypt"], vec!["unwrapKey"], vec!["deriveKey"], vec!["deriveBits"], vec!["encrypt", "decrypt"]];
+    let cases = [
+        vec!["decrypt"],
+        vec!["unwrapKey"],
+        vec!["deriveKey"],
+        vec!["deriveBits"],
+        vec!["encrypt", "decrypt"],
+    ];
     for ops in cases {
         let case = format!("key_ops {ops:?}");
         let jwk = with_member(ec_jwk("k", "P-256"), "key_ops", json!(ops));
@@ -285,7 +304,10 @@ fn accepts_kid_of_256_bytes() {
 fn configured_pin_applies_to_jwk_without_alg() {
     let cases = [
         (without_member(ec_jwk("k", "P-256"), "alg"), KeyAlg::EcdhEsA128Kw),
-        (without_member(private_jwk(KeyAlg::RsaOaep, "k", "", 0), "alg"), KeyAlg::RsaOaep),
+        (
+            without_member(private_jwk(KeyAlg::RsaOaep, "k", "", 0), "alg"),
+            KeyAlg::RsaOaep,
+        ),
         (without_member(oct_jwk("k", "A256KW", 32), "alg"), KeyAlg::A256Kw),
     ];
     for (jwk, pinned) in cases {
@@ -306,7 +328,10 @@ fn public_jwk_carries_configured_pin() {
     let configured = HashMap::from([("k".to_string(), KeyAlg::EcdhEsA128Kw)]);
 
     let set = load_ok(&[jwk], &configured, "pinned by configuration");
-    let public = set.get("k").and_then(DecryptionKey::public_jwk).expect("an EC key has a public JWK");
+    let public = set
+        .get("k")
+        .and_then(DecryptionKey::public_jwk)
+        .expect("an EC key has a public JWK");
 
     assert_eq!(public.get("alg"), Some(&json!("ECDH-ES+A128KW")));
 }
@@ -392,7 +417,10 @@ fn rejects_unsupported_algorithms() {
 
         let reason = reason(&[jwk], alg);
 
-        assert!(reason.contains(&format!("algorithm {alg:?} is not supported")), "{alg}: {reason}");
+        assert!(
+            reason.contains(&format!("algorithm {alg:?} is not supported")),
+            "{alg}: {reason}"
+        );
     }
 }
 
@@ -437,7 +465,9 @@ fn rejects_rsa_key_with_changed_d() {
     let reason = reason(std::slice::from_ref(&changed), "changed d");
 
     assert!(reason.contains("RSA members do not form a valid key"), "{reason}");
-    let err = load(&[changed], &no_pins()).map(|_| ()).expect_err("the key is inconsistent");
+    let err = load(&[changed], &no_pins())
+        .map(|_| ())
+        .expect_err("the key is inconsistent");
     assert_no_private_values(&err.to_string(), &[original], "changed d, original members");
 }
 
@@ -448,7 +478,10 @@ fn rejects_rsa_key_without_crt_member() {
 
         let reason = reason(&[jwk], name);
 
-        assert!(reason.contains(&format!("member {name} is missing")), "{name}: {reason}");
+        assert!(
+            reason.contains(&format!("member {name} is missing")),
+            "{name}: {reason}"
+        );
     }
 }
 
@@ -491,16 +524,28 @@ fn rejects_ec_members_of_wrong_length() {
     for (case, jwk) in cases {
         let reason = reason(&[jwk], case);
 
-        assert!(reason.contains("members d and x must have 32 bytes for P-256"), "{case}: {reason}");
+        assert!(
+            reason.contains("members d and x must have 32 bytes for P-256"),
+            "{case}: {reason}"
+        );
     }
 }
 
 #[test]
 fn rejects_unsupported_curve() {
     let cases = [
-        ("secp256k1", with_member(ec_jwk("k", "P-256"), "crv", json!("secp256k1"))),
-        ("Ed25519 as ECDH key", with_member(ec_jwk("k", "X25519"), "crv", json!("Ed25519"))),
-        ("X25519 with kty EC", with_member(ec_jwk("k", "X25519"), "kty", json!("EC"))),
+        (
+            "secp256k1",
+            with_member(ec_jwk("k", "P-256"), "crv", json!("secp256k1")),
+        ),
+        (
+            "Ed25519 as ECDH key",
+            with_member(ec_jwk("k", "X25519"), "crv", json!("Ed25519")),
+        ),
+        (
+            "X25519 with kty EC",
+            with_member(ec_jwk("k", "X25519"), "kty", json!("EC")),
+        ),
     ];
     for (case, jwk) in cases {
         let reason = reason(&[jwk], case);
@@ -550,12 +595,36 @@ fn rejects_symmetric_keys_of_wrong_length() {
 fn rejects_key_type_that_does_not_fit_alg() {
     let rsa = || private_jwk(KeyAlg::RsaOaep, "k", "", 0);
     let cases = [
-        ("RSA key with ECDH-ES", with_member(rsa(), "alg", json!("ECDH-ES")), "an RSA key cannot be used with ECDH-ES"),
-        ("RSA key with A128KW", with_member(rsa(), "alg", json!("A128KW")), "an RSA key cannot be used with A128KW"),
-        ("EC key with RSA-OAEP", with_member(ec_jwk("k", "P-256"), "alg", json!("RSA-OAEP")), "an EC key cannot be used with RSA-OAEP"),
-        ("OKP key with dir", with_member(ec_jwk("k", "X25519"), "alg", json!("dir")), "an OKP key cannot be used with dir"),
-        ("oct key with ECDH-ES", oct_jwk("k", "ECDH-ES", 32), "an oct key cannot be used with ECDH-ES"),
-        ("oct key with RSA-OAEP-256", oct_jwk("k", "RSA-OAEP-256", 32), "an oct key cannot be used with RSA-OAEP-256"),
+        (
+            "RSA key with ECDH-ES",
+            with_member(rsa(), "alg", json!("ECDH-ES")),
+            "an RSA key cannot be used with ECDH-ES",
+        ),
+        (
+            "RSA key with A128KW",
+            with_member(rsa(), "alg", json!("A128KW")),
+            "an RSA key cannot be used with A128KW",
+        ),
+        (
+            "EC key with RSA-OAEP",
+            with_member(ec_jwk("k", "P-256"), "alg", json!("RSA-OAEP")),
+            "an EC key cannot be used with RSA-OAEP",
+        ),
+        (
+            "OKP key with dir",
+            with_member(ec_jwk("k", "X25519"), "alg", json!("dir")),
+            "an OKP key cannot be used with dir",
+        ),
+        (
+            "oct key with ECDH-ES",
+            oct_jwk("k", "ECDH-ES", 32),
+            "an oct key cannot be used with ECDH-ES",
+        ),
+        (
+            "oct key with RSA-OAEP-256",
+            oct_jwk("k", "RSA-OAEP-256", 32),
+            "an oct key cannot be used with RSA-OAEP-256",
+        ),
     ];
     for (case, jwk, expected) in cases {
         assert_eq!(reason(&[jwk], case), expected, "{case}");
@@ -573,7 +642,11 @@ fn rejects_unknown_key_type() {
 
 #[test]
 fn rejects_whole_set_for_one_bad_key() {
-    let keys = [ec_jwk("good", "P-256"), oct_jwk("bad", "A128KW", 20), ec_jwk("also-good", "P-384")];
+    let keys = [
+        ec_jwk("good", "P-256"),
+        oct_jwk("bad", "A128KW", 20),
+        ec_jwk("also-good", "P-384"),
+    ];
 
     let (kid, _) = rejection(&keys, &no_pins(), "one bad key");
 
@@ -588,7 +661,9 @@ fn rejects_unknown_member() {
         let jwk = with_member(ec_jwk("k", "P-256"), name, json!("value"));
         let text = set_text(std::slice::from_ref(&jwk));
 
-        let err = RawJwkSet::parse(text.as_bytes(), ORIGIN).map(|_| ()).expect_err("unknown members reject the file");
+        let err = RawJwkSet::parse(text.as_bytes(), ORIGIN)
+            .map(|_| ())
+            .expect_err("unknown members reject the file");
 
         assert!(matches!(err, JwkError::Syntax { .. }), "{name}: {err:?}");
         assert!(err.to_string().contains(name), "{name}: {err}");
@@ -601,7 +676,9 @@ fn rejects_unknown_member_when_loading_file() {
     let jwk = with_member(ec_jwk("k", "P-256"), "x5c", json!(["MIIB"]));
     let file = temp_file(set_text(&[jwk]).as_bytes());
 
-    let err = KeySet::load(file.path(), &no_pins()).map(|_| ()).expect_err("x5c rejects the file");
+    let err = KeySet::load(file.path(), &no_pins())
+        .map(|_| ())
+        .expect_err("x5c rejects the file");
 
     assert!(matches!(err, JwkError::Syntax { .. }), "{err:?}");
 }
@@ -617,7 +694,9 @@ fn accepts_64_keys() {
 
 #[test]
 fn rejects_more_than_64_keys() {
-    let keys: Vec<Map<String, Value>> = (0..=MAX_KEYS).map(|i| oct_jwk(&format!("k{i}"), "A128KW", 16)).collect();
+    let keys: Vec<Map<String, Value>> = (0..=MAX_KEYS)
+        .map(|i| oct_jwk(&format!("k{i}"), "A128KW", 16))
+        .collect();
 
     let (kid, reason) = rejection(&keys, &no_pins(), "65 keys");
 
@@ -650,9 +729,20 @@ fn rejects_file_over_1_mib() {
     let len = usize::try_from(MAX_FILE_BYTES).expect("1 MiB fits in usize") + 1;
     let file = temp_file(&padded_set_text(len));
 
-    let err = RawJwkSet::read(file.path()).map(|_| ()).expect_err("the file is over 1 MiB");
+    let err = RawJwkSet::read(file.path())
+        .map(|_| ())
+        .expect_err("the file is over 1 MiB");
 
-    assert!(matches!(err, JwkError::TooLarge { max: MAX_FILE_BYTES, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            JwkError::TooLarge {
+                max: MAX_FILE_BYTES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -670,7 +760,9 @@ fn rejects_missing_file() {
     let dir = tempfile::tempdir().expect("a temporary directory can be created");
     let path = dir.path().join("absent.json");
 
-    let err = KeySet::load(&path, &no_pins()).map(|_| ()).expect_err("the file does not exist");
+    let err = KeySet::load(&path, &no_pins())
+        .map(|_| ())
+        .expect_err("the file does not exist");
 
     assert!(matches!(err, JwkError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("absent.json"), "{err}");
@@ -692,7 +784,9 @@ fn names_file_in_key_errors() {
     let file = temp_file(set_text(&[oct_jwk("k", "A128KW", 20)]).as_bytes());
     let path_text = file.path().display().to_string();
 
-    let err = KeySet::load(file.path(), &no_pins()).map(|_| ()).expect_err("the key has the wrong length");
+    let err = KeySet::load(file.path(), &no_pins())
+        .map(|_| ())
+        .expect_err("the key has the wrong length");
 
     assert!(err.to_string().contains(&path_text), "{err}");
 }
@@ -767,7 +861,10 @@ fn public_jwk_keeps_public_members() {
     let jwk = ec_jwk("k", "P-256");
     let set = load_ok(std::slice::from_ref(&jwk), &no_pins(), "P-256");
 
-    let public = set.get("k").and_then(DecryptionKey::public_jwk).expect("an EC key has a public JWK");
+    let public = set
+        .get("k")
+        .and_then(DecryptionKey::public_jwk)
+        .expect("an EC key has a public JWK");
 
     for name in ["kty", "crv", "x", "y", "kid", "alg", "use"] {
         assert_eq!(public.get(name), jwk.get(name), "member {name}");

@@ -11,6 +11,7 @@ use std::{
 
 use jwed::{
     alg::{ContentEnc, KeyAlg, SigAlg},
+    audit::{AuditKey, AuditLog, Destination},
     claims::ClaimsPolicy,
     client,
     decrypt::{Decrypter, Policy},
@@ -19,7 +20,6 @@ use jwed::{
     keys::KeySet,
     mint::{self, Recipient, Signer},
     pb::decryptor_client::DecryptorClient,
-    audit::{AuditKey, AuditLog, Destination},
     server::{BoundServer, ServeError},
     service::{AuditFailure, Auditing, Limits},
 };
@@ -71,7 +71,12 @@ fn write_set(private: &Path, public: &Path, keys: &[GeneratedKey]) {
     // Symmetric keys have no public half; issuers use the private file.
     let public_keys: Vec<Value> = keys
         .iter()
-        .map(|key| key.public().cloned().map(Value::Object).unwrap_or_else(|| serde_json::from_str(key.expose_private_json()).expect("json")))
+        .map(|key| {
+            key.public()
+                .cloned()
+                .map(Value::Object)
+                .unwrap_or_else(|| serde_json::from_str(key.expose_private_json()).expect("json"))
+        })
         .collect();
     keygen::write_public_file(public, public_keys).expect("write public");
 }
@@ -102,7 +107,11 @@ pub fn auditing(dir: &Path, on_failure: AuditFailure) -> (Auditing, PathBuf) {
     let key_path = dir.join("audit.key");
     std::fs::write(&key_path, AuditKey::generate_text().expect("audit key").as_bytes()).expect("write audit key");
     let path = dir.join("audit.log");
-    let destination = Destination::File { path: path.clone(), max_bytes: 64 * 1024 * 1024, keep: 2 };
+    let destination = Destination::File {
+        path: path.clone(),
+        max_bytes: 64 * 1024 * 1024,
+        keep: 2,
+    };
     let log = AuditLog::open(AuditKey::read(&key_path).expect("audit key"), destination).expect("audit log");
     (Auditing::new(log, on_failure), path)
 }
@@ -126,14 +135,27 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("jwed.sock");
         let (auditing, audit_log) = auditing(dir.path(), AuditFailure::FailClosed);
-        let bound = BoundServer::bind(Some(&socket), None, Arc::new(decrypter), Limits::default(), auditing, Duration::from_secs(5))
-            .await
-            .expect("bind");
+        let bound = BoundServer::bind(
+            Some(&socket),
+            None,
+            Arc::new(decrypter),
+            Limits::default(),
+            auditing,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(bound.serve(async move {
             let _ = stopped.await;
         }));
-        TestServer { socket, audit_log, stop: Some(stop), handle: Some(handle), _dir: dir }
+        TestServer {
+            socket,
+            audit_log,
+            stop: Some(stop),
+            handle: Some(handle),
+            _dir: dir,
+        }
     }
 
     pub fn dir(&self) -> &Path {
