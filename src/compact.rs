@@ -117,8 +117,17 @@ pub struct CompactJwe<'a> {
     pub text: &'a str,
     /// The validated protected header.
     pub header: JweHeader,
-    /// Decoded length of the JWE Encrypted Key.
-    pub encrypted_key_len: usize,
+    /// The protected header segment as sent, which is the additional
+    /// authenticated data of the content encryption.
+    pub header_segment: &'a str,
+    /// The decoded JWE Encrypted Key.
+    pub encrypted_key: Vec<u8>,
+    /// The decoded initialization vector.
+    pub iv: Vec<u8>,
+    /// The decoded ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// The decoded authentication tag.
+    pub tag: Vec<u8>,
 }
 
 /// Validated protected header of the nested JWS.
@@ -157,24 +166,28 @@ impl<'a> CompactJwe<'a> {
             parse_jwe_header(raw)?
         };
 
-        let encrypted_key_len = decoded_len(segments[1], 1)?;
-        let iv_len = decoded_len(segments[2], 2)?;
-        let ciphertext_len = decoded_len(segments[3], 3)?;
-        let tag_len = decoded_len(segments[4], 4)?;
+        let encrypted_key = decode(segments[1], 1)?;
+        let iv = decode(segments[2], 2)?;
+        let ciphertext = decode(segments[3], 3)?;
+        let tag = decode(segments[4], 4)?;
 
         if let Some(expected) = header.alg.encrypted_key_len(header.enc) {
-            expect_len("encrypted key", encrypted_key_len, expected)?;
+            expect_len("encrypted key", encrypted_key.len(), expected)?;
         }
-        expect_len("initialization vector", iv_len, header.enc.iv_len())?;
-        expect_len("authentication tag", tag_len, header.enc.tag_len())?;
-        if header.enc.is_cbc() && (ciphertext_len == 0 || ciphertext_len % 16 != 0) {
+        expect_len("initialization vector", iv.len(), header.enc.iv_len())?;
+        expect_len("authentication tag", tag.len(), header.enc.tag_len())?;
+        if header.enc.is_cbc() && (ciphertext.is_empty() || ciphertext.len() % 16 != 0) {
             return Err(FormatError::CiphertextLength);
         }
 
         Ok(CompactJwe {
             text,
             header,
-            encrypted_key_len,
+            header_segment: segments[0],
+            encrypted_key,
+            iv,
+            ciphertext,
+            tag,
         })
     }
 }

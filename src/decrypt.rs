@@ -322,8 +322,7 @@ impl Decrypter {
         check_fit(&jwe, key)?;
 
         let plaintext = match key.rsa_private_key() {
-            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), header.enc, jwe.text)
-                .map_err(|_| InvalidToken::DecryptionFailed)?,
+            Some(rsa) => crate::oaep::decrypt(rsa, key.alg(), &jwe).map_err(|_| InvalidToken::DecryptionFailed)?,
             None => {
                 let (plaintext, _) = josekit::jwe::deserialize_compact(jwe.text, key.decrypter())
                     .map_err(|_| InvalidToken::DecryptionFailed)?;
@@ -421,7 +420,7 @@ impl Decrypter {
 /// Checks the parts of a token that depend on the selected key.
 fn check_fit(jwe: &CompactJwe<'_>, key: &DecryptionKey) -> Result<(), InvalidToken> {
     match key.kind() {
-        KeyKind::Rsa { modulus_len } if jwe.encrypted_key_len != modulus_len => Err(InvalidToken::KeyMismatch(
+        KeyKind::Rsa { modulus_len } if jwe.encrypted_key.len() != modulus_len => Err(InvalidToken::KeyMismatch(
             "encrypted key length differs from the RSA modulus length",
         )),
         KeyKind::Ec(curve) if jwe.header.epk_curve != Some(curve) => {

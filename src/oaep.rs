@@ -9,7 +9,6 @@
 //! case, and only then is the token rejected (the method of RFC 3218
 //! section 2.3.2, which RFC 7516 section 11.5 recommends for RSA1_5).
 
-use base64ct::{Base64UrlUnpadded, Encoding};
 use josekit::jwe::{JweContentEncryption, enc};
 use openssl::{
     md::Md,
@@ -19,7 +18,10 @@ use openssl::{
 };
 use zeroize::Zeroizing;
 
-use crate::alg::{ContentEnc, KeyAlg};
+use crate::{
+    alg::{ContentEnc, KeyAlg},
+    compact::CompactJwe,
+};
 
 /// Any failure of [`decrypt`], with no detail: the caller reports one
 /// opaque cause for all of them.
@@ -27,27 +29,17 @@ use crate::alg::{ContentEnc, KeyAlg};
 #[error("RSA-OAEP decryption failed")]
 pub struct Failed;
 
-/// Decrypts a compact JWE whose shape the front stage has checked.
+/// Decrypts a compact JWE that the front stage has parsed, reusing its
+/// decoded segments.
 ///
 /// # Errors
 ///
 /// Returns [`Failed`] for any failure.
-pub fn decrypt(
-    key: &PKey<Private>,
-    alg: KeyAlg,
-    content: ContentEnc,
-    token: &str,
-) -> Result<Zeroizing<Vec<u8>>, Failed> {
-    let segments: Vec<&str> = token.split('.').collect();
-    let [header, encrypted_key, iv, ciphertext, tag] = segments.as_slice() else {
-        return Err(Failed);
-    };
-    let decode = |segment: &str| Base64UrlUnpadded::decode_vec(segment).map_err(|_| Failed);
-    let (encrypted_key, iv, ciphertext, tag) = (decode(encrypted_key)?, decode(iv)?, decode(ciphertext)?, decode(tag)?);
-
+pub fn decrypt(key: &PKey<Private>, alg: KeyAlg, jwe: &CompactJwe<'_>) -> Result<Zeroizing<Vec<u8>>, Failed> {
+    let content = jwe.header.enc;
     let mut cek = Zeroizing::new(vec![0u8; content.key_len()]);
     openssl::rand::rand_bytes(&mut cek).map_err(|_| Failed)?;
-    let unwrapped = unwrap(key, alg, &encrypted_key);
+    let unwrapped = unwrap(key, alg, &jwe.encrypted_key);
     let key_valid = match unwrapped {
         Some(unwrapped) if unwrapped.len() == cek.len() => {
             cek = unwrapped;
@@ -58,7 +50,13 @@ pub fn decrypt(
 
     // The content is decrypted with the random key too, so that both
     // outcomes cost the same; its result is then discarded.
-    let plaintext = content_encryption(content).decrypt(&cek, Some(&iv), &ciphertext, header.as_bytes(), Some(&tag));
+    let plaintext = content_encryption(content).decrypt(
+        &cek,
+        Some(&jwe.iv),
+        &jwe.ciphertext,
+        jwe.header_segment.as_bytes(),
+        Some(&jwe.tag),
+    );
     match (key_valid, plaintext) {
         (true, Ok(plaintext)) => Ok(Zeroizing::new(plaintext)),
         (_, Ok(plaintext)) => {

@@ -120,7 +120,7 @@ fn accepts_each_alg_and_enc_pair() {
         assert_eq!(parsed.text, token, "{case}");
         assert_eq!(parsed.header.alg.name(), alg, "{case}");
         assert_eq!(parsed.header.enc.name(), enc, "{case}");
-        assert_eq!(parsed.encrypted_key_len, key, "{case}");
+        assert_eq!(parsed.encrypted_key.len(), key, "{case}");
         assert_eq!(parsed.header.epk_curve, None, "{case}");
     }
 }
@@ -149,7 +149,7 @@ fn accepts_ecdh_es_tokens_with_each_curve() {
 
         assert_eq!(parsed.header.alg.name(), alg, "{case}");
         assert_eq!(parsed.header.epk_curve, Some(curve), "{case}");
-        assert_eq!(parsed.encrypted_key_len, key, "{case}");
+        assert_eq!(parsed.encrypted_key.len(), key, "{case}");
     }
 }
 
@@ -857,7 +857,7 @@ fn accepts_any_encrypted_key_length_for_rsa() {
         let token = jwe(&json!({"alg": "RSA-OAEP-256", "enc": "A256GCM"}), key, 12, 20, 16);
 
         assert_eq!(
-            parse(&token).map(|jwe| jwe.encrypted_key_len),
+            parse(&token).map(|jwe| jwe.encrypted_key.len()),
             Ok(key),
             "{key}-byte key"
         );
