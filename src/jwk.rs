@@ -134,25 +134,10 @@ impl RawJwkSet {
     /// Returns [`JwkError`] when the file is unreadable, empty, too large or
     /// not a JWK Set with at least one key.
     pub fn read(path: &Path) -> Result<Self, JwkError> {
+        let bytes = read_limited(path)?;
         let shown = path.display().to_string();
-        let read_error = |source| JwkError::Read {
-            path: shown.clone(),
-            source,
-        };
-
-        let file = fs::File::open(path).map_err(read_error)?;
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
         if bytes.is_empty() {
             return Err(JwkError::Empty { path: shown });
-        }
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(JwkError::TooLarge {
-                path: shown,
-                max: MAX_FILE_BYTES,
-            });
         }
 
         Self::parse(&bytes, &shown)
@@ -208,6 +193,30 @@ impl RawJwk {
         }
         map
     }
+}
+
+/// Reads a file of at most [`MAX_FILE_BYTES`] into memory that is wiped on
+/// drop, since key files hold private keys.
+///
+/// # Errors
+///
+/// Returns [`JwkError::Read`] or [`JwkError::TooLarge`].
+pub fn read_limited(path: &Path) -> Result<Zeroizing<Vec<u8>>, JwkError> {
+    let shown = || path.display().to_string();
+    let read_error = |source| JwkError::Read { path: shown(), source };
+
+    let file = fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(JwkError::TooLarge {
+            path: shown(),
+            max: MAX_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Describes a parse error without quoting the file: serde_json's message

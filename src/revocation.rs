@@ -23,9 +23,8 @@ use std::{
 };
 
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
-use crate::{decrypt::Decrypted, jwk::MAX_FILE_BYTES};
+use crate::decrypt::Decrypted;
 
 /// Largest number of entries in one revocation list.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -66,7 +65,7 @@ impl RevocationList {
     /// Returns a message naming the file when it is unreadable, too large or
     /// not a valid list.
     pub fn read(path: &Path) -> Result<Self, String> {
-        let bytes = read_limited(path)?;
+        let bytes = crate::jwk::read_limited(path).map_err(|err| err.to_string())?;
         Self::parse(&bytes).map_err(|reason| format!("{}: {reason}", path.display()))
     }
 
@@ -144,22 +143,6 @@ impl fmt::Display for RevokedBy {
             RevokedBy::Key => "key id",
         })
     }
-}
-
-/// Reads a file of at most [`MAX_FILE_BYTES`] into memory that is wiped on
-/// drop, since the file may hold private keys.
-pub(crate) fn read_limited(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
-    use std::io::Read;
-
-    let file = std::fs::File::open(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{} is larger than {MAX_FILE_BYTES} bytes", path.display()));
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use crate::{
     alg::KeyAlg,
     decrypt::{self, DecryptError, Decrypted, Decrypter, Policy, TokenInfo},
     issuers::IssuerKeys,
-    jwk::RawJwkSet,
+    jwk::{self, RawJwkSet},
     keys::KeySet,
-    revocation::{self, RevocationList},
+    revocation::RevocationList,
     service::Decrypt,
 };
 
@@ -262,9 +262,7 @@ fn read_sources(sources: &Sources) -> Result<(Contents, [u8; 32]), String> {
     let mut contents = Vec::with_capacity(paths.len());
     for (setting, path) in paths {
         let bytes = match path {
-            Some(path) => {
-                Some(revocation::read_limited(path).map_err(|reason| format!("invalid setting {setting}: {reason}"))?)
-            }
+            Some(path) => Some(jwk::read_limited(path).map_err(|err| format!("invalid setting {setting}: {err}"))?),
             None => None,
         };
         let len = bytes.as_ref().map_or(u64::MAX, |bytes| bytes.len() as u64);

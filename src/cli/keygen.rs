@@ -6,10 +6,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{EXIT_USAGE, KeyStateArgs, KeygenArgs};
-use crate::{
-    jwk::MAX_FILE_BYTES,
-    keygen::{self, GeneratedKey, KeySpec},
-};
+use crate::keygen::{self, GeneratedKey, KeySpec};
 
 pub(super) fn run(args: &KeygenArgs) -> u8 {
     match generate(args) {
@@ -145,10 +142,7 @@ fn public_keys(set: &Value) -> Vec<Value> {
 // NOTE: serde_json keeps the parsed private members in plain strings, which
 // are not wiped; the file bytes and the text written back are.
 fn read_set(path: &Path) -> Result<Value, String> {
-    let bytes = crate::revocation::read_limited(path)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(format!("{} is too large", path.display()));
-    }
+    let bytes = crate::jwk::read_limited(path).map_err(|err| err.to_string())?;
     serde_json::from_slice(&bytes).map_err(|_| format!("{} is not a JWK Set", path.display()))
 }
 
