@@ -13,27 +13,15 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports its results on stdout")]
 
+mod support;
+
 use std::{
     collections::HashMap,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use jwed::{
-    alg::{ContentEnc, KeyAlg, SigAlg},
-    claims::ClaimsPolicy,
-    decrypt::{Decrypter, Policy},
-    issuers::IssuerKeys,
-    jwk::RawJwkSet,
-    keygen::{self, GeneratedKey, KeySpec},
-    keys::KeySet,
-    mint::{self, Recipient, Signer},
-    pb::DecryptRequest,
-    server::BoundServer,
-    service::Limits,
-};
-use serde_json::json;
+use jwed::{alg::KeyAlg, audit::Destination, decrypt::Decrypter, pb::DecryptRequest};
 
 const CLASSES: [&str; 3] = ["invalid padding", "bad tag", "valid"];
 
@@ -58,34 +46,21 @@ fn main() {
 }
 
 async fn measure(per_class: usize) {
-    let (decrypter, tokens) = setup();
+    let (decrypter, tokens) = support::decrypter_and_tokens(KeyAlg::RsaOaep256, "", 64);
     measure_in_process(&decrypter, &tokens, per_class);
 
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
-    let destination = jwed::audit::Destination::File {
+    let destination = Destination::File {
         path: dir.path().join("audit.log"),
         max_bytes: 1 << 30,
         keep: 1,
     };
-    let log = jwed::audit::AuditLog::open(jwed::audit::AuditKey::random().expect("audit key"), destination)
-        .expect("audit log");
-    let auditing = jwed::service::Auditing::new(log, jwed::service::AuditFailure::FailClosed);
-    let bound = BoundServer::bind(
-        Some(&socket),
-        None,
-        Arc::new(decrypter),
-        Limits::default(),
-        auditing,
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("bind");
-    tokio::spawn(bound.serve(std::future::pending()));
+    support::start_server(&socket, decrypter, destination).await;
     let mut client = jwed::client::connect_unix(&socket).await.expect("connect");
 
     // Warm up connections, caches and the blocking pool.
-    for (_, token) in tokens.iter().take(200) {
+    for token in tokens.iter().take(200) {
         let _ = client
             .decrypt(DecryptRequest {
                 token: token.clone(),
@@ -98,7 +73,7 @@ async fn measure(per_class: usize) {
     shuffle(&mut order);
     let mut samples: HashMap<usize, Vec<Duration>> = HashMap::new();
     for (n, class) in order.into_iter().enumerate() {
-        let token = &tokens[(n * 7 + class) % tokens.len()].1;
+        let token = &tokens[(n * 7 + class) % tokens.len()];
         let token = mutate(token, class);
         let started = Instant::now();
         let result = client
@@ -124,12 +99,12 @@ async fn measure(per_class: usize) {
 }
 
 /// The same comparison without gRPC, where the noise is smaller.
-fn measure_in_process(decrypter: &Decrypter, tokens: &[(usize, String)], per_class: usize) {
+fn measure_in_process(decrypter: &Decrypter, tokens: &[String], per_class: usize) {
     let mut order: Vec<usize> = (0..per_class * CLASSES.len()).map(|i| i % CLASSES.len()).collect();
     shuffle(&mut order);
     let mut samples: HashMap<usize, Vec<Duration>> = HashMap::new();
     for (n, class) in order.into_iter().enumerate() {
-        let token = mutate(&tokens[(n * 7 + class) % tokens.len()].1, class);
+        let token = mutate(&tokens[(n * 7 + class) % tokens.len()], class);
         let request = jwed::decrypt::Request {
             token: &token,
             audience: None,
@@ -174,45 +149,6 @@ fn print_table(title: &str, mut samples: HashMap<usize, Vec<Duration>>) {
         );
     }
     println!();
-}
-
-/// Builds a server decrypter and a pool of valid tokens.
-fn setup() -> (Decrypter, Vec<(usize, String)>) {
-    let jwed_key = GeneratedKey::generate(KeySpec::Decryption(KeyAlg::RsaOaep256), "rsa", "", 2048, 32).expect("key");
-    let issuer_key = GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "issuer", "", 2048, 32).expect("key");
-
-    let raw = RawJwkSet::parse(
-        keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(),
-        "bench",
-    )
-    .expect("set");
-    let keys = KeySet::from_raw(&raw, &HashMap::new(), "bench").expect("keys");
-    let public = json!({ "keys": [issuer_key.public().cloned().expect("public")] }).to_string();
-    let issuers =
-        IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
-    let policy = Policy {
-        claims: ClaimsPolicy {
-            max_lifetime_seconds: None,
-            ..ClaimsPolicy::default()
-        },
-        ..Policy::default()
-    };
-
-    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk"))
-        .expect("signer");
-    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk"))
-        .expect("recipient");
-    let claims = json!({ "sub": "bench", "exp": 4_102_444_800_i64, "scopes": ["orders:read"] });
-    let claims = claims.as_object().expect("object");
-    let tokens = (0..64)
-        .map(|i| {
-            (
-                i,
-                mint::mint(claims, Some(&signer), &recipient, ContentEnc::A256Gcm).expect("mint"),
-            )
-        })
-        .collect();
-    (Decrypter::new(keys, Some(issuers), policy), tokens)
 }
 
 /// Turns a valid token into one of the three classes.

@@ -7,8 +7,9 @@
 
 #![expect(clippy::print_stdout, reason = "a benchmark reports its results on stdout")]
 
+mod support;
+
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -16,20 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jwed::{
-    alg::{ContentEnc, KeyAlg, SigAlg},
-    audit::{AuditKey, AuditLog, Destination},
-    decrypt::{Decrypter, Policy},
-    issuers::IssuerKeys,
-    jwk::RawJwkSet,
-    keygen::{self, GeneratedKey, KeySpec},
-    keys::KeySet,
-    mint::{self, Recipient, Signer},
-    pb::DecryptRequest,
-    server::BoundServer,
-    service::{AuditFailure, Auditing, Limits},
-};
-use serde_json::json;
+use jwed::{alg::KeyAlg, audit::Destination, pb::DecryptRequest};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -77,20 +65,9 @@ fn main() {
 }
 
 async fn run(destination: Destination, duration: Duration, clients: usize, socket: &std::path::Path) -> f64 {
-    let (decrypter, token) = setup();
-    let log = AuditLog::open(AuditKey::random().expect("audit key"), destination).expect("audit log");
-    let auditing = Auditing::new(log, AuditFailure::FailClosed);
-    let bound = BoundServer::bind(
-        Some(socket),
-        None,
-        Arc::new(decrypter),
-        Limits::default(),
-        auditing,
-        Duration::from_secs(1),
-    )
-    .await
-    .expect("bind");
-    tokio::spawn(bound.serve(std::future::pending()));
+    let (decrypter, mut tokens) = support::decrypter_and_tokens(KeyAlg::EcdhEs, "P-256", 1);
+    let token = tokens.pop().expect("one token");
+    support::start_server(socket, decrypter, destination).await;
 
     let running = Arc::new(AtomicBool::new(true));
     let calls = Arc::new(AtomicU64::new(0));
@@ -119,39 +96,4 @@ async fn run(destination: Destination, duration: Duration, clients: usize, socke
         let _ = task.await;
     }
     done as f64 / elapsed.as_secs_f64()
-}
-
-fn setup() -> (Decrypter, String) {
-    let jwed_key = GeneratedKey::generate(KeySpec::Decryption(KeyAlg::EcdhEs), "ecdh", "P-256", 2048, 32).expect("key");
-    let issuer_key = GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "issuer", "", 2048, 32).expect("key");
-    let raw = RawJwkSet::parse(
-        keygen::jwk_set_text(&[jwed_key.expose_private_json()]).as_bytes(),
-        "bench",
-    )
-    .expect("set");
-    let keys = KeySet::from_raw(&raw, &HashMap::new(), "bench").expect("keys");
-    let public = json!({ "keys": [issuer_key.public().cloned().expect("public")] }).to_string();
-    let issuers =
-        IssuerKeys::from_raw(&RawJwkSet::parse(public.as_bytes(), "bench").expect("set"), "bench").expect("issuers");
-    let policy = Policy {
-        claims: jwed::claims::ClaimsPolicy {
-            max_lifetime_seconds: None,
-            ..Default::default()
-        },
-        ..Policy::default()
-    };
-
-    let signer = Signer::from_jwk(josekit::jwk::Jwk::from_bytes(issuer_key.expose_private_json()).expect("jwk"))
-        .expect("signer");
-    let recipient = Recipient::from_jwk(josekit::jwk::Jwk::from_bytes(jwed_key.expose_private_json()).expect("jwk"))
-        .expect("recipient");
-    let claims = json!({ "sub": "bench", "exp": 4_102_444_800_i64, "jti": "bench", "scopes": ["orders:read"] });
-    let token = mint::mint(
-        claims.as_object().expect("object"),
-        Some(&signer),
-        &recipient,
-        ContentEnc::A256Gcm,
-    )
-    .expect("mint");
-    (Decrypter::new(keys, Some(issuers), policy), token)
 }
