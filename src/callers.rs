@@ -2,10 +2,10 @@
 //! which audiences and decryption keys.
 //!
 //! With no rule configured every caller that can reach a listener may call.
-//! With rules, a caller must match one, by Unix user id (socket) or by
-//! client certificate (mTLS: a URI SAN such as a SPIFFE ID, or the
-//! subject), and it may then only name the rule's audiences and use tokens
-//! of the rule's keys, when the rule lists any.
+//! With rules, a caller must match one, by Unix user id on the socket or by
+//! mTLS client certificate (a URI SAN such as a SPIFFE ID, or the subject).
+//! It may then name only the rule's audiences and use only tokens of the
+//! rule's keys, when the rule lists any.
 
 use serde::Deserialize;
 

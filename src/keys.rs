@@ -64,7 +64,7 @@ pub enum KeyState {
     Current,
     /// Still decrypts, and is published after the current keys.
     Accepted,
-    /// No longer decrypts: its tokens fail with KEY_RETIRED, which tells
+    /// No longer decrypts: its tokens fail with KEY_RETIRED, which asks
     /// callers to refresh. Not published.
     Retired,
 }

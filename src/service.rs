@@ -1,10 +1,10 @@
 //! The `jwed.v1.Decryptor` gRPC service: extract, decrypt, audit, respond.
 //!
 //! Cost bounds live here because they concern the private-key operation
-//! only, not health or reflection: at most `max_concurrent` decrypts run at
-//! once on the blocking pool, at most `max_pending` calls wait or run, and
-//! every call has a deadline (the configured one, or the client's shorter
-//! `grpc-timeout`). Calls beyond `max_pending` get RESOURCE_EXHAUSTED at once.
+//! only, not health or reflection. At most `max_concurrent` decrypts run at
+//! once on the blocking pool, and at most `max_pending` calls wait or run;
+//! calls beyond that get RESOURCE_EXHAUSTED at once. Every call has a
+//! deadline: the configured one, or the client's shorter `grpc-timeout`.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -79,7 +79,7 @@ pub struct Auditing {
 // === impl Auditing ===
 
 impl Auditing {
-    /// Audits into `log`, reacting to write failures as `on_failure` says.
+    /// Audits into `log`, handling write failures as `on_failure` sets.
     pub fn new(log: AuditLog, on_failure: AuditFailure) -> Self {
         Auditing {
             log: Arc::new(log),

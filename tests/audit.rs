@@ -210,7 +210,7 @@ async fn one_record_per_call_with_the_right_fields() {
 }
 
 // Multi-threaded, because the test waits for a child process while the
-// in-process server must keep answering it.
+// in-process server must keep serving it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_the_pid_of_a_separate_client_process() {
     let files = key_files();
@@ -576,7 +576,7 @@ fn nothing_jwed_writes_contains_a_token_claim_or_key() {
         common::ISSUER,
     );
     std::fs::write(dir.join("jwed.toml"), config).expect("config");
-    // Output goes to files: trace logging would fill a pipe nobody reads.
+    // Output goes to files, because trace logging would fill an unread pipe.
     let stdout_path = dir.join("serve.stdout");
     let stderr_path = dir.join("serve.stderr");
     let mut server = Command::new(JWED)

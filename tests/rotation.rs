@@ -108,7 +108,7 @@ fn token_for(keys: &Keys, key: &GeneratedKey, claims: &serde_json::Map<String, V
 }
 
 /// Starts a server backed by a store over the mounted files. With `watch`,
-/// the store reloads on its timer; without, only when the test asks, so
+/// the store reloads on its timer; without, only when the test calls it, so
 /// that the test's own reload calls do not race with the timer.
 async fn start(
     secret: &MountedSecret,
