@@ -18,7 +18,7 @@ use crate::{
     claims::{ClaimsPolicy, MAX_LEEWAY_SECONDS},
     compact::DEFAULT_MAX_TOKEN_BYTES,
     decrypt::{Policy, UnsignedTokens},
-    service::{AuditFailure, Limits},
+    service::{AuditFailure, Limits, Placement},
 };
 
 /// Default Unix socket path, on the volume a sidecar shares with its app.
@@ -73,9 +73,20 @@ pub struct FileConfig {
     /// `[audit]` table.
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[cache]` table.
+    #[serde(default)]
+    pub cache: CacheSection,
     /// `[[callers]]` rules; none admits every caller.
     #[serde(default)]
     pub callers: Vec<CallerRule>,
+}
+
+/// `[cache]`: the claims cache.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Verified tokens kept; 0 turns the cache off.
+    pub max_entries: Option<usize>,
 }
 
 /// `[audit]`: where audit records go and what a write failure does.
@@ -110,6 +121,9 @@ pub struct ServerSection {
     pub max_pending_decrypts: Option<usize>,
     /// Longest time one call may take, in milliseconds.
     pub call_timeout_ms: Option<u64>,
+    /// Thread placement of the private-key work: `blocking-pool`,
+    /// `dedicated-threads` or `inline`.
+    pub decrypt_placement: Option<String>,
     /// TCP address of the operations HTTP port.
     pub ops_listen: Option<String>,
     /// Unix socket of the Admin service.
@@ -230,6 +244,8 @@ pub struct Config {
     pub key_algorithms: HashMap<String, KeyAlg>,
     /// Token policy.
     pub policy: Policy,
+    /// Entries of the claims cache; 0 turns it off.
+    pub cache_max_entries: usize,
 }
 
 // === impl FileConfig ===
@@ -354,6 +370,10 @@ impl Config {
         let key_algorithms = parse_pins(keys.algorithms)?;
 
         let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
+        let cache_max_entries = file.cache.max_entries.unwrap_or(crate::cache::DEFAULT_MAX_ENTRIES);
+        if cache_max_entries > 1_000_000 {
+            return Err(invalid("cache.max_entries", "must be at most 1000000"));
+        }
         let audit_destination = match audit.file {
             None => Destination::Stdout,
             Some(path) if path.as_os_str().is_empty() => Destination::Stdout,
@@ -400,6 +420,7 @@ impl Config {
             reload_interval: Duration::from_millis(reload_ms),
             key_algorithms,
             policy,
+            cache_max_entries,
         })
     }
 }
@@ -438,10 +459,23 @@ fn build_limits(server: &ServerSection) -> Result<Limits, ConfigError> {
     if !(10..=60_000).contains(&call_timeout_ms) {
         return Err(invalid("server.call_timeout_ms", "must be between 10 and 60000"));
     }
+    let placement = match server.decrypt_placement.as_deref() {
+        None => defaults.placement,
+        Some("blocking-pool") => Placement::BlockingPool,
+        Some("dedicated-threads") => Placement::Dedicated,
+        Some("inline") => Placement::Inline,
+        Some(_) => {
+            return Err(invalid(
+                "server.decrypt_placement",
+                "expected blocking-pool, dedicated-threads or inline",
+            ));
+        }
+    };
     Ok(Limits {
         max_concurrent,
         max_pending,
         call_timeout: Duration::from_millis(call_timeout_ms),
+        placement,
     })
 }
 

@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     alg::{ContentEnc, KeyAlg, SigAlg},
+    cache::Cached,
     claims::{ClaimError, ClaimsPolicy, ValidClaims},
     compact::{CompactJwe, CompactJws, FormatError},
     issuers::IssuerKeys,
@@ -293,6 +294,45 @@ impl Decrypter {
             valid,
             key_id: opened.key.kid().to_owned(),
             signing_key_id,
+            _proof: (),
+        })
+    }
+
+    /// Builds the result for a token found in the claims cache: the request
+    /// and the claims are checked again, at `now`, exactly as
+    /// [`Decrypter::decrypt`] checks them, and the key must still be in the
+    /// set and not retired.
+    ///
+    /// # Errors
+    ///
+    /// Returns the [`DecryptError`] that [`Decrypter::decrypt`] would return
+    /// for the same request at `now`.
+    pub fn revalidate(
+        &self,
+        cached: &Cached,
+        request: Request<'_>,
+        now: i64,
+        info: &mut TokenInfo,
+    ) -> Result<Decrypted, DecryptError> {
+        check_request(&request)?;
+        let audiences = self.policy.claims.expected_audiences(request.audience)?;
+        info.clone_from(&cached.info);
+        match self.keys.get(&cached.key_id) {
+            Some(key) if key.state() == KeyState::Retired => return Err(DecryptError::KeyRetired),
+            Some(_) => {}
+            None => return Err(InvalidToken::UnknownKey.into()),
+        }
+        let claims = json::parse_object(cached.claims_json.as_bytes()).map_err(|_| InvalidToken::ClaimsNotJson)?;
+        let valid = self
+            .policy
+            .claims
+            .validate(&claims, now, &audiences, request.required_scopes)?;
+        Ok(Decrypted {
+            claims_json: cached.claims_json.as_str().to_owned(),
+            claims,
+            valid,
+            key_id: cached.key_id.clone(),
+            signing_key_id: cached.signing_key_id.clone(),
             _proof: (),
         })
     }

@@ -24,7 +24,7 @@ use crate::{
     admin::{AdminService, KeysService},
     callers::CallerPolicy,
     pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
-    service::{Auditing, Decrypt, DecryptorService, Limits},
+    service::{Auditing, Decrypt, DecryptorService, Limits, MAX_BATCH_TOKENS},
 };
 
 /// Permissions of the admin socket: its owner only.
@@ -159,7 +159,9 @@ impl<D: Decrypt> BoundServer<D> {
 
         let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-        let max_message = self.decrypter.max_token_bytes() + REQUEST_OVERHEAD_BYTES;
+        // A batch carries up to MAX_BATCH_TOKENS tokens, each with its own
+        // scopes and audience.
+        let max_message = MAX_BATCH_TOKENS * (self.decrypter.max_token_bytes() + 1024) + REQUEST_OVERHEAD_BYTES;
         let decryptor = DecryptorServer::new(
             DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())
                 .with_callers(self.callers.clone()),

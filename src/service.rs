@@ -37,6 +37,18 @@ pub trait Decrypt: Send + Sync + 'static {
     fn decrypt(&self, request: decrypt::Request<'_>, now: i64, info: &mut TokenInfo)
     -> Result<Decrypted, DecryptError>;
 
+    /// Returns the result from the claims cache when the token is in it,
+    /// without the private-key operation. `None` sends the call to
+    /// [`Decrypt::decrypt`].
+    fn decrypt_cached(
+        &self,
+        _request: decrypt::Request<'_>,
+        _now: i64,
+        _info: &mut TokenInfo,
+    ) -> Option<Result<Decrypted, DecryptError>> {
+        None
+    }
+
     /// Largest token accepted, in bytes, which sizes the gRPC message limit.
     fn max_token_bytes(&self) -> usize;
 }
@@ -50,6 +62,23 @@ pub struct Limits {
     pub max_pending: usize,
     /// Longest time a call may take, queueing included.
     pub call_timeout: Duration,
+    /// Thread placement of the private-key work.
+    pub placement: Placement,
+}
+
+/// Thread placement of a call's private-key work. BENCHMARKS.md compares
+/// the options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// On the async worker that received the call. There is no hand-over,
+    /// but the call occupies that worker for the whole operation.
+    Inline,
+    /// On tokio's blocking thread pool.
+    #[default]
+    BlockingPool,
+    /// On `max_concurrent` threads started with the service, fed by a
+    /// queue.
+    Dedicated,
 }
 
 /// What happens to a call whose audit record cannot be written.
@@ -90,6 +119,9 @@ impl Auditing {
     }
 }
 
+/// Maximum number of tokens in one `DecryptBatch` call.
+pub const MAX_BATCH_TOKENS: usize = 32;
+
 /// The gRPC service around one decrypter.
 pub struct DecryptorService<D = Decrypter> {
     decrypter: Arc<D>,
@@ -98,7 +130,16 @@ pub struct DecryptorService<D = Decrypter> {
     pending: Arc<AtomicUsize>,
     auditing: Auditing,
     callers: Arc<CallerPolicy>,
+    workers: Option<Arc<Workers>>,
 }
+
+/// Threads for [`Placement::Dedicated`], which exit when the service and
+/// its clones are gone.
+struct Workers {
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// Writes the audit record when dropped unless the handler wrote it, so
 /// that a call cancelled by the client or by tonic's own timeout is still
@@ -110,6 +151,8 @@ struct AuditGuard {
     fingerprint: String,
     scopes: Vec<String>,
     info: TokenInfo,
+    cache_hit: bool,
+    method: &'static str,
     written: bool,
 }
 
@@ -125,6 +168,7 @@ impl Default for Limits {
             max_concurrent: cores * 2,
             max_pending: 256,
             call_timeout: Duration::from_secs(2),
+            placement: Placement::default(),
         }
     }
 }
@@ -141,6 +185,8 @@ impl<D: Decrypt> DecryptorService<D> {
             pending: Arc::new(AtomicUsize::new(0)),
             auditing,
             callers: Arc::new(CallerPolicy::default()),
+            workers: (limits.placement == Placement::Dedicated)
+                .then(|| Arc::new(Workers::start(limits.max_concurrent.max(1)))),
         }
     }
 
@@ -156,8 +202,8 @@ impl<D: Decrypt> DecryptorService<D> {
         &self,
         guard: &mut AuditGuard,
         outcome: Outcome<'_>,
-        reply: Result<Response<pb::DecryptResponse>, Status>,
-    ) -> Result<Response<pb::DecryptResponse>, Status> {
+        reply: Result<pb::DecryptResponse, Status>,
+    ) -> Result<pb::DecryptResponse, Status> {
         match guard.write(&outcome) {
             Ok(()) => {
                 self.auditing
@@ -215,6 +261,15 @@ impl<D: Decrypt> DecryptorService<D> {
         deadline: Duration,
         guard: &mut AuditGuard,
     ) -> Result<Decrypted, Rejection> {
+        // A cached token needs no private-key operation: its claims are
+        // checked again right here, which takes microseconds.
+        let now = unix_now();
+        let request = request_of(&message);
+        if let Some(result) = self.decrypter.decrypt_cached(request, now, &mut guard.info) {
+            guard.cache_hit = true;
+            return result.map_err(Rejection::Token);
+        }
+
         let _slot = self.reserve().ok_or(Rejection::Service(ServiceError::Overloaded))?;
         let work = async {
             let permit = self
@@ -225,68 +280,59 @@ impl<D: Decrypt> DecryptorService<D> {
                 .map_err(|_| Rejection::Service(ServiceError::Overloaded))?;
             let decrypter = self.decrypter.clone();
 
-            // The private-key operation takes 0.1 to 1 ms of CPU: it runs on
-            // the blocking pool so that it never stalls the async workers.
             // The permit moves along, so a call abandoned at its deadline
             // still counts until its work ends.
-            let joined = tokio::task::spawn_blocking(move || {
+            let job = move || {
                 let _permit = permit;
                 let mut info = TokenInfo::default();
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    let request = decrypt::Request {
-                        token: &message.token,
-                        audience: Some(message.audience.as_str()).filter(|audience| !audience.is_empty()),
-                        required_scopes: &message.required_scopes,
-                    };
-                    decrypter.decrypt(request, unix_now(), &mut info)
+                    decrypter.decrypt(request_of(&message), unix_now(), &mut info)
                 }));
                 (result, info)
-            })
-            .await;
-
-            match joined {
-                Ok((Ok(result), info)) => {
+            };
+            match self.place(job).await {
+                Some((Ok(result), info)) => {
                     guard.info = info;
                     result.map_err(Rejection::Token)
                 }
-                Ok((Err(_), info)) => {
+                Some((Err(_), info)) => {
                     guard.info = info;
                     Err(Rejection::Service(ServiceError::Panicked))
                 }
-                Err(_) => Err(Rejection::Service(ServiceError::Panicked)),
+                None => Err(Rejection::Service(ServiceError::Panicked)),
             }
         };
         tokio::time::timeout(deadline, work)
             .await
             .unwrap_or(Err(Rejection::Service(ServiceError::DeadlineExceeded)))
     }
-}
 
-impl<D> std::fmt::Debug for DecryptorService<D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DecryptorService")
-            .field("limits", &self.limits)
-            .finish_non_exhaustive()
+    /// Runs the private-key work as [`Limits::placement`] sets. Returns
+    /// `None` when the job was lost because its thread panicked outside
+    /// `catch_unwind`.
+    async fn place<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        match (self.limits.placement, &self.workers) {
+            (Placement::Inline, _) => Some(job()),
+            (Placement::Dedicated, Some(workers)) => {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                workers.submit(Box::new(move || {
+                    let _ = sender.send(job());
+                }))?;
+                receiver.await.ok()
+            }
+            (Placement::BlockingPool | Placement::Dedicated, _) => tokio::task::spawn_blocking(job).await.ok(),
+        }
     }
-}
 
-/// Why a call did not return claims.
-enum Rejection {
-    /// The token or the request was rejected.
-    Token(DecryptError),
-    /// The service could not serve the call.
-    Service(ServiceError),
-    /// The caller policy refused the caller, its audience or the key.
-    Refused(Refusal),
-}
-
-#[tonic::async_trait]
-impl<D: Decrypt> Decryptor for DecryptorService<D> {
-    async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Result<Response<pb::DecryptResponse>, Status> {
-        let caller = caller_of(&request);
-        let deadline = client_deadline(request.metadata())
-            .map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout));
-        let message = request.into_inner();
+    /// Decrypts one token for `caller`, writes its audit record and builds
+    /// the reply: the whole of a Decrypt call, and one item of a batch.
+    async fn decrypt_one(
+        &self,
+        caller: Caller,
+        message: pb::DecryptRequest,
+        deadline: Duration,
+        method: &'static str,
+    ) -> Result<pb::DecryptResponse, Status> {
         let started = Instant::now();
         let mut guard = AuditGuard {
             started,
@@ -295,12 +341,14 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
             fingerprint: self.auditing.log.fingerprint(&message.token),
             scopes: message.required_scopes.clone(),
             info: TokenInfo::default(),
+            cache_hit: false,
+            method,
             written: false,
         };
 
         let result = self.admit_and_run(message, deadline, &mut guard).await;
         let (reply, reason, cause, code) = match result {
-            Ok(decrypted) => (Ok(Response::new(to_response(decrypted))), "OK", String::new(), Code::Ok),
+            Ok(decrypted) => (Ok(to_response(decrypted)), "OK", String::new(), Code::Ok),
             Err(Rejection::Token(error)) => {
                 let status = status::to_status(&error);
                 let code = status.code();
@@ -335,6 +383,117 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
     }
 }
 
+impl<D> Clone for DecryptorService<D> {
+    fn clone(&self) -> Self {
+        DecryptorService {
+            decrypter: self.decrypter.clone(),
+            limits: self.limits,
+            running: self.running.clone(),
+            pending: self.pending.clone(),
+            auditing: self.auditing.clone(),
+            callers: self.callers.clone(),
+            workers: self.workers.clone(),
+        }
+    }
+}
+
+impl<D> std::fmt::Debug for DecryptorService<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptorService")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call did not return claims.
+enum Rejection {
+    /// The token or the request was rejected.
+    Token(DecryptError),
+    /// The service could not serve the call.
+    Service(ServiceError),
+    /// The caller policy refused the caller, its audience or the key.
+    Refused(Refusal),
+}
+
+#[tonic::async_trait]
+impl<D: Decrypt> Decryptor for DecryptorService<D> {
+    async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Result<Response<pb::DecryptResponse>, Status> {
+        let caller = caller_of(&request);
+        let deadline = self.deadline(request.metadata());
+        self.decrypt_one(caller, request.into_inner(), deadline, "jwed.v1.Decryptor/Decrypt")
+            .await
+            .map(Response::new)
+    }
+
+    async fn decrypt_batch(
+        &self,
+        request: Request<pb::DecryptBatchRequest>,
+    ) -> Result<Response<pb::DecryptBatchResponse>, Status> {
+        let caller = caller_of(&request);
+        let deadline = self.deadline(request.metadata());
+        let requests = request.into_inner().requests;
+        if requests.len() > MAX_BATCH_TOKENS {
+            let error = DecryptError::BadRequest("more than 32 tokens in one batch");
+            return Err(status::to_status(&error));
+        }
+
+        // Every token runs as its own task, so a batch uses the same
+        // concurrency limit as separate calls, and its tokens are audited
+        // one by one. Dropping the set cancels the tasks left, whose audit
+        // guards then record the cancellation.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, message) in requests.into_iter().enumerate() {
+            let (service, caller) = (self.clone(), caller.clone());
+            tasks.spawn(async move {
+                let reply = service
+                    .decrypt_one(caller, message, deadline, "jwed.v1.Decryptor/DecryptBatch")
+                    .await;
+                (index, reply)
+            });
+        }
+        let mut results = vec![pb::DecryptResult::default(); tasks.len()];
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((index, reply)) = joined else {
+                return Err(status::service_status(ServiceError::Panicked));
+            };
+            results[index].result = Some(match reply {
+                Ok(claims) => pb::decrypt_result::Result::Claims(claims),
+                Err(status) => pb::decrypt_result::Result::Error(token_error(&status)),
+            });
+        }
+        Ok(Response::new(pb::DecryptBatchResponse { results }))
+    }
+}
+
+impl<D: Decrypt> DecryptorService<D> {
+    /// Returns the configured deadline, or the client's `grpc-timeout` if
+    /// shorter.
+    fn deadline(&self, metadata: &MetadataMap) -> Duration {
+        client_deadline(metadata).map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout))
+    }
+}
+
+/// A batch item's error: the status and ErrorInfo a single call returns.
+fn token_error(status: &Status) -> pb::TokenError {
+    use tonic_types::StatusExt;
+
+    let info = status.get_details_error_info();
+    pb::TokenError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        reason: info.as_ref().map(|info| info.reason.clone()).unwrap_or_default(),
+        metadata: info.map(|info| info.metadata.into_iter().collect()).unwrap_or_default(),
+    }
+}
+
+fn request_of(message: &pb::DecryptRequest) -> decrypt::Request<'_> {
+    decrypt::Request {
+        token: &message.token,
+        audience: Some(message.audience.as_str()).filter(|audience| !audience.is_empty()),
+        required_scopes: &message.required_scopes,
+    }
+}
+
 impl Decrypt for Decrypter {
     fn decrypt(
         &self,
@@ -355,14 +514,15 @@ impl Decrypt for Decrypter {
 impl AuditGuard {
     fn write(&mut self, outcome: &Outcome<'_>) -> std::io::Result<()> {
         self.written = true;
-        let record = Record::new(
-            "jwed.v1.Decryptor/Decrypt",
+        let mut record = Record::new(
+            self.method,
             &self.caller,
             self.fingerprint.clone(),
             &self.info,
             &self.scopes,
             outcome,
         );
+        record.cache_hit = self.cache_hit;
         self.log.write(record)
     }
 }
@@ -381,6 +541,43 @@ impl Drop for AuditGuard {
         if let Err(error) = self.write(&outcome) {
             tracing::error!(error = %error, "Cannot write the audit record of a cancelled call");
         }
+    }
+}
+
+// === impl Workers ===
+
+impl Workers {
+    fn start(threads: usize) -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..threads {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("jwed-decrypt-{index}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match receiver.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(error = %error, "Cannot start a decrypt thread");
+            }
+        }
+        Workers {
+            queue: std::sync::Mutex::new(sender),
+        }
+    }
+
+    fn submit(&self, job: Job) -> Option<()> {
+        self.queue.lock().ok()?.send(job).ok()
     }
 }
 

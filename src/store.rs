@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::{
     alg::KeyAlg,
+    cache::{Cached, ClaimsCache},
     decrypt::{self, DecryptError, Decrypted, Decrypter, Policy, TokenInfo},
     issuers::IssuerKeys,
     jwk::{self, RawJwkSet},
@@ -81,6 +82,7 @@ pub struct KeyStore {
     active: ArcSwap<Active>,
     admin_revocations: RwLock<RevocationList>,
     status: Mutex<(ReloadStatus, [u8; 32])>,
+    cache: ClaimsCache,
 }
 
 // === impl KeyStore ===
@@ -106,6 +108,7 @@ impl KeyStore {
             active: ArcSwap::from_pointee(active),
             admin_revocations: RwLock::new(RevocationList::default()),
             status: Mutex::new((status, digest)),
+            cache: ClaimsCache::new(0),
         })
     }
 
@@ -128,7 +131,21 @@ impl KeyStore {
             }),
             admin_revocations: RwLock::new(RevocationList::default()),
             status: Mutex::new((status, [0; 32])),
+            cache: ClaimsCache::new(0),
         }
+    }
+
+    /// Keeps up to `max_entries` verified tokens in the claims cache; zero,
+    /// the default, keeps none.
+    #[must_use]
+    pub fn with_cache(mut self, max_entries: usize) -> Self {
+        self.cache = ClaimsCache::new(max_entries);
+        self
+    }
+
+    /// Returns the claims cache.
+    pub fn cache(&self) -> &ClaimsCache {
+        &self.cache
     }
 
     /// Re-reads the sources and swaps in a new set when they changed and
@@ -165,6 +182,9 @@ impl KeyStore {
                     "Reloaded keys, issuer keys and revocations"
                 );
                 self.active.store(Arc::new(active));
+                // After the store: a call that loaded the old set read the
+                // old generation and cannot refill the cache.
+                self.cache.clear();
                 status.0.loaded_at = SystemTime::now();
                 status.0.reloads += 1;
                 status.0.last_error = None;
@@ -198,6 +218,7 @@ impl KeyStore {
         if let Ok(mut admin) = self.admin_revocations.write() {
             admin.merge(list);
         }
+        self.cache.clear();
     }
 
     /// The public JWK Set of the keys in force, without keys whose tokens
@@ -224,6 +245,14 @@ impl KeyStore {
     pub fn with_decrypter<T>(&self, f: impl FnOnce(&Decrypter) -> T) -> T {
         f(&self.active.load().decrypter)
     }
+
+    fn check_revoked(&self, active: &Active, decrypted: Decrypted) -> Result<Decrypted, DecryptError> {
+        active.revocations.check(&decrypted).map_err(DecryptError::Revoked)?;
+        if let Ok(admin) = self.admin_revocations.read() {
+            admin.check(&decrypted).map_err(DecryptError::Revoked)?;
+        }
+        Ok(decrypted)
+    }
 }
 
 impl Decrypt for KeyStore {
@@ -233,14 +262,30 @@ impl Decrypt for KeyStore {
         now: i64,
         info: &mut TokenInfo,
     ) -> Result<Decrypted, DecryptError> {
+        // Read before the set is loaded; see `check_for_changes`.
+        let generation = self.cache.generation();
         let active = self.active.load();
         let decrypted = active.decrypter.decrypt(request, now, info)?;
-
-        active.revocations.check(&decrypted).map_err(DecryptError::Revoked)?;
-        if let Ok(admin) = self.admin_revocations.read() {
-            admin.check(&decrypted).map_err(DecryptError::Revoked)?;
+        let decrypted = self.check_revoked(&active, decrypted)?;
+        if self.cache.enabled() {
+            let digest = ClaimsCache::digest(request.token);
+            let cached = Cached::of(&decrypted, info);
+            self.cache
+                .insert(generation, digest, decrypted.valid.expires_at, cached);
         }
         Ok(decrypted)
+    }
+
+    fn decrypt_cached(
+        &self,
+        request: decrypt::Request<'_>,
+        now: i64,
+        info: &mut TokenInfo,
+    ) -> Option<Result<Decrypted, DecryptError>> {
+        let cached = self.cache.get(&ClaimsCache::digest(request.token), now)?;
+        let active = self.active.load();
+        let result = active.decrypter.revalidate(&cached, request, now, info);
+        Some(result.and_then(|decrypted| self.check_revoked(&active, decrypted)))
     }
 
     fn max_token_bytes(&self) -> usize {

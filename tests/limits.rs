@@ -127,6 +127,7 @@ async fn calls_beyond_the_pending_limit_are_shed() {
         max_concurrent: 1,
         max_pending: 2,
         call_timeout: Duration::from_secs(5),
+        ..Limits::default()
     };
     let (client, token, _dir) = start(Duration::from_millis(400), limits).await;
 
@@ -165,6 +166,7 @@ async fn slow_call_fails_at_the_configured_deadline() {
         max_concurrent: 2,
         max_pending: 8,
         call_timeout: Duration::from_millis(100),
+        ..Limits::default()
     };
     let (mut client, token, _dir) = start(Duration::from_millis(600), limits).await;
 

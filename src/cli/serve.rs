@@ -173,7 +173,7 @@ fn load_store(config: &Config) -> Result<KeyStore, String> {
         revocations: config.revocations.clone(),
         key_algorithms: config.key_algorithms.clone(),
     };
-    let store = KeyStore::load(sources, config.policy.clone())?;
+    let store = KeyStore::load(sources, config.policy.clone())?.with_cache(config.cache_max_entries);
     store.with_decrypter(|decrypter| {
         for key in decrypter.keys().iter() {
             tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), key.state = ?key.state(), "Loaded decryption key");

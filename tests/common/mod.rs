@@ -21,7 +21,7 @@ use jwed::{
     mint::{self, Recipient, Signer},
     pb::decryptor_client::DecryptorClient,
     server::{BoundServer, ServeError},
-    service::{AuditFailure, Auditing, Limits},
+    service::{AuditFailure, Auditing, Decrypt, Limits},
 };
 use serde_json::{Map, Value, json};
 use tempfile::TempDir;
@@ -94,6 +94,25 @@ pub fn test_policy() -> Policy {
     }
 }
 
+/// The key files as a store's sources.
+pub fn sources(files: &KeyFiles) -> jwed::store::Sources {
+    jwed::store::Sources {
+        private_keys: files.private_keys.clone(),
+        issuer_keys: Some(files.issuer_public.clone()),
+        revocations: None,
+        key_algorithms: HashMap::new(),
+    }
+}
+
+/// The audit records of `path`, parsed.
+pub fn audit_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("read audit log")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("audit record is JSON"))
+        .collect()
+}
+
 /// Builds a decrypter from the key files.
 pub fn decrypter(files: &KeyFiles, policy: Policy) -> Decrypter {
     let keys = KeySet::load(&files.private_keys, &HashMap::new()).expect("load keys");
@@ -132,19 +151,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(decrypter: Decrypter) -> TestServer {
+        TestServer::start_with(Arc::new(decrypter), Limits::default()).await
+    }
+
+    /// Starts a server for any [`Decrypt`] within `limits`.
+    pub async fn start_with<D: Decrypt>(decrypter: Arc<D>, limits: Limits) -> TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("jwed.sock");
         let (auditing, audit_log) = auditing(dir.path(), AuditFailure::FailClosed);
-        let bound = BoundServer::bind(
-            Some(&socket),
-            None,
-            Arc::new(decrypter),
-            Limits::default(),
-            auditing,
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("bind");
+        let bound = BoundServer::bind(Some(&socket), None, decrypter, limits, auditing, Duration::from_secs(5))
+            .await
+            .expect("bind");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(bound.serve(async move {
             let _ = stopped.await;
