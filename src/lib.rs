@@ -15,6 +15,7 @@ pub mod admin;
 pub mod alg;
 pub mod audit;
 pub mod audit_verify;
+pub mod bench;
 pub mod cache;
 pub mod callers;
 pub mod claims;

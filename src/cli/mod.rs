@@ -1,6 +1,7 @@
 //! Command-line interface: `serve`, `keygen`, `mint`, `decrypt`, `demo`.
 
 mod audit;
+mod bench;
 mod decrypt;
 mod demo;
 mod keygen;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Work with audit logs: verify their chain, fingerprint a token, make a key.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Measure a server under load: throughput, latency, server CPU and memory.
+    Bench(BenchArgs),
 }
 
 /// `jwed audit` commands.
@@ -209,6 +212,65 @@ pub struct DecryptArgs {
     pub token: Option<String>,
 }
 
+/// Options of `jwed bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Key kind of the generated material: rsa-oaep-256, rsa-oaep-256-3072,
+    /// rsa-oaep, ecdh-es-x25519, ecdh-es-p256, ecdh-es-p384, ecdh-es-p521,
+    /// ecdh-es-a128kw-p256, ecdh-es-a256kw-p256, ecdh-es-a256kw-x25519,
+    /// a128kw, a256kw or dir.
+    #[arg(long, default_value = "rsa-oaep-256")]
+    pub alg: String,
+    /// Distinct tokens to generate; they are sent in turn.
+    #[arg(long, default_value_t = 1000)]
+    pub tokens: usize,
+    /// Write the keys and tokens to this directory (private.jwks.json,
+    /// issuer.jwks.json, tokens.txt) and exit.
+    #[arg(long, conflicts_with_all = ["from", "socket", "tcp"])]
+    pub export: Option<PathBuf>,
+    /// Use the keys and tokens that `--export` wrote to this directory.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Drive the server already listening on this Unix socket (its keys
+    /// must match `--from`) instead of starting one.
+    #[arg(long, requires = "from", conflicts_with = "tcp")]
+    pub socket: Option<PathBuf>,
+    /// Drive the server already listening on this TCP address (no TLS).
+    #[arg(long, requires = "from")]
+    pub tcp: Option<String>,
+    /// Process id of the server to read CPU time and memory from, when it
+    /// is not started here or found through the Unix socket.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Connections the calls share.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Calls per second in total; without it each call is sent as soon as
+    /// the previous one of its slot returned.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Keep the claims cache on in the started server (every call after the
+    /// first round of tokens is then a hit).
+    #[arg(long)]
+    pub cache: bool,
+    /// Thread placement of the private-key work in the started server:
+    /// blocking-pool, dedicated-threads or inline.
+    #[arg(long, default_value = "blocking-pool")]
+    pub placement: String,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs the parsed command and returns the process exit status.
 pub fn run(cli: Cli) -> u8 {
     crate::telemetry::init(cli.log_format);
@@ -228,6 +290,7 @@ pub fn run(cli: Cli) -> u8 {
             Command::Decrypt(args) => decrypt::run(args).await,
             Command::Demo => demo::run().await,
             Command::Audit(command) => audit::run(command),
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }

@@ -1,0 +1,304 @@
+//! `jwed bench`: key material, a server to drive, and the report.
+//!
+//! By default it makes a key for the chosen algorithm, an ES256 issuer and
+//! distinct tokens. It then starts `jwed serve` from its own executable on
+//! a temporary Unix socket, drives it and stops it. That server writes
+//! audit records to a file and keeps the claims cache off unless `--cache`
+//! is given. `--export` writes the
+//! material to a directory instead, `--from` reuses it, and `--socket` or
+//! `--tcp` drive a server that is already running.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde_json::{Value, json};
+
+use super::BenchArgs;
+use crate::{
+    alg::{ContentEnc, KeyAlg, SigAlg},
+    bench::{self, Load, Report, Target},
+    keygen::{self, GeneratedKey, KeySpec},
+    mint::{self, Recipient, Signer},
+};
+
+const PRIVATE_KEYS: &str = "private.jwks.json";
+const ISSUER_KEYS: &str = "issuer.jwks.json";
+const TOKENS: &str = "tokens.txt";
+
+/// Key kinds `--alg` accepts: name, algorithm, curve, RSA bits.
+const KINDS: &[(&str, KeyAlg, &str, u32)] = &[
+    ("rsa-oaep-256", KeyAlg::RsaOaep256, "", 2048),
+    ("rsa-oaep-256-3072", KeyAlg::RsaOaep256, "", 3072),
+    ("rsa-oaep", KeyAlg::RsaOaep, "", 2048),
+    ("ecdh-es-x25519", KeyAlg::EcdhEs, "X25519", 0),
+    ("ecdh-es-p256", KeyAlg::EcdhEs, "P-256", 0),
+    ("ecdh-es-p384", KeyAlg::EcdhEs, "P-384", 0),
+    ("ecdh-es-p521", KeyAlg::EcdhEs, "P-521", 0),
+    ("ecdh-es-a128kw-p256", KeyAlg::EcdhEsA128Kw, "P-256", 0),
+    ("ecdh-es-a256kw-p256", KeyAlg::EcdhEsA256Kw, "P-256", 0),
+    ("ecdh-es-a256kw-x25519", KeyAlg::EcdhEsA256Kw, "X25519", 0),
+    ("a128kw", KeyAlg::A128Kw, "", 0),
+    ("a256kw", KeyAlg::A256Kw, "", 0),
+    ("dir", KeyAlg::Dir, "", 0),
+];
+
+pub(super) async fn run(args: BenchArgs) -> u8 {
+    match bench(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("jwed bench: {message}");
+            super::EXIT_USAGE
+        }
+    }
+}
+
+async fn bench(args: BenchArgs) -> Result<u8, String> {
+    if let Some(dir) = &args.export {
+        let count = write_material(&args.alg, args.tokens, dir)?;
+        eprintln!("Wrote {count} tokens and their keys to {}", dir.display());
+        return Ok(0);
+    }
+
+    let scratch = tempfile::tempdir().map_err(|err| format!("cannot create a temporary directory: {err}"))?;
+    let material = match &args.from {
+        Some(dir) => dir.clone(),
+        None => {
+            write_material(&args.alg, args.tokens, scratch.path())?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let tokens = read_tokens(&material.join(TOKENS))?;
+
+    let mut server = None;
+    let (target, server_pid) = match (&args.socket, &args.tcp) {
+        (Some(path), _) => (
+            Target::Unix(path.clone()),
+            args.server_pid.or(bench::peer_pid(path).await),
+        ),
+        (None, Some(address)) => (Target::Tcp(address.clone()), args.server_pid),
+        (None, None) => {
+            let spawned = Spawned::start(&material, scratch.path(), &args).await?;
+            let target = Target::Unix(spawned.socket.clone());
+            let pid = spawned.child.id();
+            server = Some(spawned);
+            (target, Some(pid))
+        }
+    };
+
+    let load = Load {
+        concurrency: args.concurrency,
+        connections: args.connections,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.duration),
+        rate: args.rate,
+    };
+    let result = bench::run(&target, tokens, &load, server_pid).await;
+    if let Some(mut server) = server {
+        server.stop();
+    }
+    let report = result.map_err(|err| err.to_string())?;
+    print_report(&args, &target, &load, &report)?;
+    Ok(if report.errors == 0 { 0 } else { 1 })
+}
+
+fn print_report(args: &BenchArgs, target: &Target, load: &Load, report: &Report) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let mut value = serde_json::to_value(report).map_err(|err| err.to_string())?;
+        if let Value::Object(map) = &mut value {
+            map.insert("alg".into(), args.alg.clone().into());
+            map.insert("target".into(), target.describe().into());
+            map.insert("concurrency".into(), load.concurrency.into());
+            map.insert("connections".into(), load.connections.into());
+            map.insert("rate".into(), json!(load.rate));
+        }
+        writeln!(out, "{value}")
+    } else {
+        let optional =
+            |value: Option<f64>, unit: &str| value.map_or("unknown".to_owned(), |v| format!("{v:.1} {unit}"));
+        let rate = load.rate.map_or("as fast as replies come".to_owned(), |rate| {
+            format!("{rate:.0} calls/s")
+        });
+        writeln!(
+            out,
+            "target        {}\nload          {} in flight on {} connections, {}, {:.1} s measured\n\
+             calls         {} ({} failed)\nthroughput    {:.0} calls/s\n\
+             latency       p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us\n\
+             server cpu    {} per call\nserver rss    {} peak",
+            target.describe(),
+            load.concurrency,
+            load.connections,
+            rate,
+            report.seconds,
+            report.calls,
+            report.errors,
+            report.calls_per_second,
+            report.p50_us,
+            report.p90_us,
+            report.p99_us,
+            report.max_us,
+            optional(report.server_cpu_us_per_call, "us"),
+            optional(
+                report.server_peak_rss_bytes.map(|bytes| bytes as f64 / 1_048_576.0),
+                "MiB"
+            ),
+        )
+        .and_then(|()| {
+            report
+                .error_reasons
+                .iter()
+                .try_for_each(|(reason, count)| writeln!(out, "failed        {count} x {reason}"))
+        })
+    };
+    written.map_err(|err| format!("cannot write the report: {err}"))
+}
+
+/// Makes a key of kind `alg`, an ES256 issuer and `count` distinct tokens
+/// valid for an hour, and writes them to `dir`.
+fn write_material(alg: &str, count: usize, dir: &Path) -> Result<usize, String> {
+    let &(_, key_alg, curve, bits) = KINDS
+        .iter()
+        .find(|(name, ..)| *name == alg)
+        .ok_or_else(|| format!("unknown --alg {alg:?}; expected one of {}", kind_names()))?;
+    if count == 0 {
+        return Err("--tokens must be at least 1".into());
+    }
+    let failed = |err: keygen::KeygenError| err.to_string();
+    let key = GeneratedKey::generate(KeySpec::Decryption(key_alg), &format!("bench-{alg}"), curve, bits, 32)
+        .map_err(failed)?;
+    let issuer =
+        GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "bench-issuer", "", 2048, 32).map_err(failed)?;
+
+    let jwk = |text: &str| josekit::jwk::Jwk::from_bytes(text).map_err(|err| err.to_string());
+    let recipient = Recipient::from_jwk(jwk(key.expose_private_json())?).map_err(|err| err.to_string())?;
+    let signer = Signer::from_jwk(jwk(issuer.expose_private_json())?).map_err(|err| err.to_string())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let mut tokens = String::new();
+    for _ in 0..count {
+        let subject = uuid::Uuid::new_v4().to_string();
+        let claims = json!({
+            "sub": subject,
+            "id": subject,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "scopes": ["orders:read", "orders:write"],
+            "iat": now,
+            "exp": now + 3600,
+        });
+        let claims = claims.as_object().ok_or("claims are not an object")?;
+        let token =
+            mint::mint(claims, Some(&signer), &recipient, ContentEnc::A256Gcm).map_err(|err| err.to_string())?;
+        tokens.push_str(&token);
+        tokens.push('\n');
+    }
+
+    std::fs::create_dir_all(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    keygen::write_private_file(
+        &dir.join(PRIVATE_KEYS),
+        &keygen::jwk_set_text(&[key.expose_private_json()]),
+    )
+    .map_err(failed)?;
+    let public = issuer.public().cloned().ok_or("the issuer key has no public half")?;
+    keygen::write_public_file(&dir.join(ISSUER_KEYS), vec![Value::Object(public)]).map_err(failed)?;
+    std::fs::write(dir.join(TOKENS), tokens).map_err(|err| format!("cannot write {TOKENS}: {err}"))?;
+    Ok(count)
+}
+
+fn kind_names() -> String {
+    KINDS.iter().map(|(name, ..)| *name).collect::<Vec<_>>().join(", ")
+}
+
+fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if tokens.is_empty() {
+        return Err(format!("{} holds no tokens", path.display()));
+    }
+    Ok(tokens)
+}
+
+/// A `jwed serve` started for the run.
+struct Spawned {
+    child: Child,
+    socket: PathBuf,
+}
+
+// === impl Spawned ===
+
+impl Spawned {
+    async fn start(material: &Path, scratch: &Path, args: &BenchArgs) -> Result<Self, String> {
+        let socket = scratch.join("jwed.sock");
+        let config = scratch.join("jwed.toml");
+        let cache_entries = if args.cache {
+            crate::cache::DEFAULT_MAX_ENTRIES
+        } else {
+            0
+        };
+        let text = format!(
+            "[server]\nunix_socket = {socket:?}\ndecrypt_placement = {placement:?}\n\n\
+             [keys]\nprivate_keys = {keys:?}\nissuer_keys = {issuers:?}\n\n\
+             [tokens]\nmax_lifetime_seconds = 0\n\n\
+             [audit]\nfile = {audit:?}\nmax_file_bytes = 268435456\nkeep_files = 1\n\n\
+             [cache]\nmax_entries = {cache_entries}\n",
+            socket = socket.display().to_string(),
+            placement = args.placement,
+            keys = material.join(PRIVATE_KEYS).display().to_string(),
+            issuers = material.join(ISSUER_KEYS).display().to_string(),
+            audit = scratch.join("audit.log").display().to_string(),
+        );
+        std::fs::write(&config, text).map_err(|err| format!("cannot write {}: {err}", config.display()))?;
+        let log = std::fs::File::create(scratch.join("server.log")).map_err(|err| err.to_string())?;
+        let executable = std::env::current_exe().map_err(|err| format!("cannot find the jwed executable: {err}"))?;
+        let mut command = Command::new(executable);
+        // The server takes its settings from the file above only.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("JWED_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|err| format!("cannot start jwed serve: {err}"))?;
+        let mut spawned = Spawned { child, socket };
+
+        for _ in 0..200 {
+            if let Ok(Some(status)) = spawned.child.try_wait() {
+                let log = std::fs::read_to_string(scratch.join("server.log")).unwrap_or_default();
+                return Err(format!("jwed serve exited with {status}:\n{log}"));
+            }
+            if crate::client::connect_unix(&spawned.socket).await.is_ok() {
+                return Ok(spawned);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        spawned.stop();
+        Err("jwed serve did not open its socket within 10 seconds".into())
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
