@@ -149,35 +149,35 @@ pub async fn run(
     let tokens = Arc::new(tokens);
     let measuring = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(true));
-    // Each task waits `interval` between the starts of its calls.
-    let interval = load
-        .rate
-        .map(|rate| Duration::from_secs_f64(load.concurrency as f64 / rate));
+    // With a rate, a pacing thread hands out one ticket per call at even
+    // intervals and the tasks take them in turn. tokio's timers tick in
+    // whole milliseconds, which would send calls in bursts.
+    let tickets = load.rate.map(|rate| pace(rate, running.clone()));
 
-    let started = Instant::now();
     let mut tasks = Vec::with_capacity(load.concurrency);
     for index in 0..load.concurrency {
         let mut client = clients[index % clients.len()].clone();
-        let (tokens, measuring, running) = (tokens.clone(), measuring.clone(), running.clone());
+        let (tokens, measuring, running, tickets) =
+            (tokens.clone(), measuring.clone(), running.clone(), tickets.clone());
         let concurrency = load.concurrency;
         tasks.push(tokio::spawn(async move {
             let mut sample = Sample::default();
             let mut next = index;
-            // Spread the tasks' first calls over one interval.
-            let mut due = interval.map(|interval| {
-                tokio::time::Instant::from_std(started) + interval.mul_f64(index as f64 / concurrency as f64)
-            });
             while running.load(Ordering::Relaxed) {
-                if let (Some(at), Some(interval)) = (due.as_mut(), interval) {
-                    tokio::time::sleep_until(*at).await;
-                    *at += interval;
-                }
+                // A paced call counts from when its ticket was issued.
+                let issued = match &tickets {
+                    Some(tickets) => match tickets.lock().await.recv().await {
+                        Some(issued) => Some(issued),
+                        None => break,
+                    },
+                    None => None,
+                };
                 let request = DecryptRequest {
                     token: tokens[next % tokens.len()].clone(),
                     ..DecryptRequest::default()
                 };
                 next += concurrency;
-                let sent = Instant::now();
+                let sent = issued.unwrap_or_else(Instant::now);
                 let reply = client.decrypt(request).await;
                 if measuring.load(Ordering::Relaxed) {
                     sample.record(sent.elapsed(), reply.err().as_ref());
@@ -211,6 +211,30 @@ pub async fn run(
         _ => None,
     };
     Ok(total.report(seconds, server_cpu_us_per_call, server_pid.and_then(peak_rss_bytes)))
+}
+
+/// Starts a thread that issues one ticket, stamped with its time, every
+/// `1 / rate` seconds until `running` turns false. A ticket waits in the
+/// queue while every task is busy, and that wait counts in the call's
+/// latency.
+fn pace(rate: f64, running: Arc<AtomicBool>) -> Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut sent = 0_u32;
+        while running.load(Ordering::Relaxed) {
+            let due = started + interval * sent;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if sender.send(Instant::now()).is_err() {
+                return;
+            }
+            sent = sent.saturating_add(1);
+        }
+    });
+    Arc::new(tokio::sync::Mutex::new(receiver))
 }
 
 /// Latencies and errors seen by one task.

@@ -1,5 +1,11 @@
-//! Setup shared by the benchmarks: one decryption key, one ES256 issuer,
-//! signed tokens, and the real server on a Unix socket.
+//! Setup shared by the benchmarks: one decryption key, one issuer (ES256
+//! unless a benchmark requests another algorithm), signed tokens, and the
+//! real server on a Unix socket.
+
+#![allow(
+    dead_code,
+    reason = "each benchmark compiles this module on its own and uses only part of it"
+)]
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
 
@@ -18,11 +24,53 @@ use jwed::{
 };
 use serde_json::json;
 
-/// Builds a decrypter with one `alg` key (on `curve` for ECDH-ES) and an
-/// ES256 issuer, and mints `count` valid tokens for it.
+/// Key and token parameters for [`fixture`].
+pub struct TokenSpec<'a> {
+    /// jwed's key management algorithm.
+    pub alg: KeyAlg,
+    /// Curve of an ECDH-ES key, ignored by the other algorithms.
+    pub curve: &'a str,
+    /// Modulus length of an RSA key, in bits.
+    pub rsa_bits: u32,
+    /// The issuer's signature algorithm.
+    pub signing_alg: SigAlg,
+    /// Number of tokens to mint.
+    pub count: usize,
+}
+
+/// A decrypter, its tokens, and the private keys behind them, for
+/// benchmarks that also run the cryptography without jwed.
+pub struct Fixture {
+    /// jwed's pipeline with the decryption key and the issuer's public key.
+    pub decrypter: Decrypter,
+    /// Valid tokens, each with its own content key and, for RSA and ECDH-ES,
+    /// its own encrypted key or ephemeral public key.
+    pub tokens: Vec<String>,
+    /// jwed's private JWK.
+    pub decryption_key: GeneratedKey,
+    /// The issuer's private JWK.
+    pub issuer_key: GeneratedKey,
+}
+
+/// Builds a decrypter with one `alg` key (on `curve` for ECDH-ES, 2048 bits
+/// for RSA) and an ES256 issuer, and mints `count` valid tokens for it.
 pub fn decrypter_and_tokens(alg: KeyAlg, curve: &str, count: usize) -> (Decrypter, Vec<String>) {
-    let jwed_key = GeneratedKey::generate(KeySpec::Decryption(alg), "bench", curve, 2048, 32).expect("key");
-    let issuer_key = GeneratedKey::generate(KeySpec::Signing(SigAlg::ES256), "issuer", "", 2048, 32).expect("key");
+    let fixture = fixture(&TokenSpec {
+        alg,
+        curve,
+        rsa_bits: 2048,
+        signing_alg: SigAlg::ES256,
+        count,
+    });
+    (fixture.decrypter, fixture.tokens)
+}
+
+/// Generates the keys `spec` describes and mints its tokens. A `dir` key
+/// has 32 bytes, the content key length of A256GCM, which every token uses.
+pub fn fixture(spec: &TokenSpec<'_>) -> Fixture {
+    let jwed_key =
+        GeneratedKey::generate(KeySpec::Decryption(spec.alg), "bench", spec.curve, spec.rsa_bits, 32).expect("key");
+    let issuer_key = GeneratedKey::generate(KeySpec::Signing(spec.signing_alg), "issuer", "", 2048, 32).expect("key");
 
     let set_text = keygen::jwk_set_text(&[jwed_key.expose_private_json()]);
     let keys = KeySet::from_raw(
@@ -48,10 +96,15 @@ pub fn decrypter_and_tokens(alg: KeyAlg, curve: &str, count: usize) -> (Decrypte
         .expect("recipient");
     let claims = json!({ "sub": "bench", "exp": 4_102_444_800_i64, "jti": "bench", "scopes": ["orders:read"] });
     let claims = claims.as_object().expect("object");
-    let tokens = (0..count)
+    let tokens = (0..spec.count)
         .map(|_| mint::mint(claims, Some(&signer), &recipient, ContentEnc::A256Gcm).expect("mint"))
         .collect();
-    (Decrypter::new(keys, Some(issuers), policy), tokens)
+    Fixture {
+        decrypter: Decrypter::new(keys, Some(issuers), policy),
+        tokens,
+        decryption_key: jwed_key,
+        issuer_key,
+    }
 }
 
 /// Starts the server for `decrypter` on `socket`, auditing to `destination`.

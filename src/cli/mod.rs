@@ -269,6 +269,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Skip timing the pipeline in this process before the load, which
+    /// needs the private keys (with `--socket` or `--tcp` they may live
+    /// elsewhere).
+    #[arg(long)]
+    pub skip_in_process: bool,
 }
 
 /// Runs the parsed command and returns the process exit status.
