@@ -116,8 +116,7 @@ pub struct Record {
     pub token_id: Option<String>,
     /// Scopes the caller required.
     pub required_scopes: Vec<String>,
-    /// Whether a cache served the call; always `false` until a claims
-    /// cache exists.
+    /// Whether the claims cache served the call.
     pub cache_hit: bool,
     /// Time spent in the call, in microseconds.
     pub latency_us: u64,

@@ -19,7 +19,7 @@ use std::{
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::pb::{DecryptRequest, decryptor_client::DecryptorClient};
+use crate::pb::{DecryptBatchRequest, DecryptRequest, decrypt_result, decryptor_client::DecryptorClient};
 
 /// Linux reports process CPU time in ticks of 1/100 s (`USER_HZ`) on every
 /// architecture jwed supports.
@@ -48,6 +48,9 @@ pub struct Load {
     /// Calls per second across all tasks; `None` sends each call as soon as
     /// the previous one of its task returned.
     pub rate: Option<f64>,
+    /// Tokens per call: 1 sends `Decrypt` calls, more sends `DecryptBatch`
+    /// calls of that many tokens.
+    pub batch: usize,
 }
 
 /// Results of one run.
@@ -140,6 +143,9 @@ pub async fn run(
     if load.concurrency == 0 || load.duration.is_zero() {
         return Err(BenchError::Options("concurrency and duration must be above zero"));
     }
+    if !(1..=crate::service::MAX_BATCH_TOKENS).contains(&load.batch) {
+        return Err(BenchError::Options("batch must be between 1 and 32 tokens"));
+    }
     if load.rate.is_some_and(|rate| !(rate.is_finite() && rate > 0.0)) {
         return Err(BenchError::Options(
             "rate must be a positive number of calls per second",
@@ -159,7 +165,7 @@ pub async fn run(
         let mut client = clients[index % clients.len()].clone();
         let (tokens, measuring, running, tickets) =
             (tokens.clone(), measuring.clone(), running.clone(), tickets.clone());
-        let concurrency = load.concurrency;
+        let (concurrency, batch) = (load.concurrency, load.batch);
         tasks.push(tokio::spawn(async move {
             let mut sample = Sample::default();
             let mut next = index;
@@ -172,15 +178,42 @@ pub async fn run(
                     },
                     None => None,
                 };
-                let request = DecryptRequest {
-                    token: tokens[next % tokens.len()].clone(),
-                    ..DecryptRequest::default()
-                };
-                next += concurrency;
+                let mut requests: Vec<DecryptRequest> = (0..batch)
+                    .map(|_| {
+                        let token = tokens[next % tokens.len()].clone();
+                        next += concurrency;
+                        DecryptRequest {
+                            token,
+                            ..DecryptRequest::default()
+                        }
+                    })
+                    .collect();
                 let sent = issued.unwrap_or_else(Instant::now);
-                let reply = client.decrypt(request).await;
+                // Each token of a batch counts as one call, completed when
+                // the batch returns.
+                let errors: Vec<Option<String>> = if batch == 1 {
+                    let request = requests.pop().unwrap_or_default();
+                    vec![client.decrypt(request).await.err().map(|status| reason_of(&status))]
+                } else {
+                    match client.decrypt_batch(DecryptBatchRequest { requests }).await {
+                        Ok(reply) => reply
+                            .into_inner()
+                            .results
+                            .into_iter()
+                            .map(|item| match item.result {
+                                Some(decrypt_result::Result::Claims(_)) => None,
+                                Some(decrypt_result::Result::Error(error)) => Some(error.reason),
+                                None => Some("EMPTY_RESULT".to_owned()),
+                            })
+                            .collect(),
+                        Err(status) => vec![Some(reason_of(&status)); batch],
+                    }
+                };
                 if measuring.load(Ordering::Relaxed) {
-                    sample.record(sent.elapsed(), reply.err().as_ref());
+                    let elapsed = sent.elapsed();
+                    for error in errors {
+                        sample.record(elapsed, error);
+                    }
                 }
             }
             sample
@@ -247,10 +280,10 @@ struct Sample {
 // === impl Sample ===
 
 impl Sample {
-    fn record(&mut self, elapsed: Duration, error: Option<&tonic::Status>) {
+    fn record(&mut self, elapsed: Duration, error: Option<String>) {
         self.latencies_us.push(elapsed.as_secs_f64() * 1e6);
-        if let Some(status) = error {
-            *self.errors.entry(reason_of(status)).or_default() += 1;
+        if let Some(reason) = error {
+            *self.errors.entry(reason).or_default() += 1;
         }
     }
 

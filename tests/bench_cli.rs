@@ -152,3 +152,42 @@ fn bench_reports_failed_calls_and_exits_1() {
             .is_some_and(|count| count > 0)
     );
 }
+
+#[test]
+fn bench_sends_batches() {
+    let output = jwed(&[
+        "bench",
+        "--alg",
+        "a256kw",
+        "--tokens",
+        "10",
+        "--batch",
+        "4",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.1",
+        "--json",
+        "--skip-in-process",
+    ]);
+    let report = report(&output);
+    assert_eq!(report["batch"], 4);
+    assert_eq!(report["errors"], 0);
+    // Every batch returns four results, each counted as one call.
+    assert_eq!(number(&report, "calls") % 4.0, 0.0);
+    assert!(number(&report, "calls") >= 4.0);
+
+    let over = jwed(&[
+        "bench",
+        "--alg",
+        "a256kw",
+        "--tokens",
+        "2",
+        "--batch",
+        "33",
+        "--duration",
+        "0.2",
+    ]);
+    assert_eq!(over.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&over.stderr).contains("batch must be between 1 and 32"));
+}

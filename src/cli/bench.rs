@@ -108,6 +108,7 @@ async fn bench(args: BenchArgs) -> Result<u8, String> {
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
         rate: args.rate,
+        batch: args.batch,
     };
     let result = bench::run(&target, tokens, &load, server_pid).await;
     if let Some(mut server) = server {
@@ -141,6 +142,7 @@ fn print_report(
             map.insert("concurrency".into(), load.concurrency.into());
             map.insert("connections".into(), load.connections.into());
             map.insert("rate".into(), json!(load.rate));
+            map.insert("batch".into(), load.batch.into());
         }
         writeln!(out, "{value}")
     } else {
@@ -151,13 +153,14 @@ fn print_report(
         });
         writeln!(
             out,
-            "key           {key}\ntarget        {}\nload          {} in flight on {} connections, {}, {:.1} s measured\n\
+            "key           {key}\ntarget        {}\nload          {} in flight on {} connections, {} token(s) per call, {}, {:.1} s measured\n\
              calls         {} ({} failed)\nthroughput    {:.0} calls/s\n\
              latency       p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us\n\
              server cpu    {} per call ({} of the in-process pipeline: {} per call)\nserver rss    {} peak",
             target.describe(),
             load.concurrency,
             load.connections,
+            load.batch,
             rate,
             report.seconds,
             report.calls,

@@ -258,6 +258,10 @@ pub struct BenchArgs {
     /// the previous one of its slot returned.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Tokens per call: above 1, each call is a `DecryptBatch` of that
+    /// many tokens (at most 32), and each token counts as one call.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Keep the claims cache on in the started server (every call after the
     /// first round of tokens is then a hit).
     #[arg(long)]
