@@ -29,6 +29,7 @@ pub mod json;
 pub mod jwk;
 pub mod keygen;
 pub mod keys;
+pub mod metrics;
 pub mod mint;
 pub mod oaep;
 pub mod ops;

@@ -1,7 +1,7 @@
 //! The operations HTTP port: the public JWK Set at
 //! `/.well-known/jwks.json`, so that issuers can fetch the key they must
-//! encrypt to, key reload metrics at `/metrics` in the Prometheus text
-//! format, and a plain liveness answer at `/healthz`.
+//! encrypt to, metrics at `/metrics` in the OpenMetrics text format that
+//! Prometheus scrapes, and a plain liveness response at `/healthz`.
 
 use std::{future::Future, sync::Arc};
 
@@ -14,7 +14,7 @@ use axum::{
 };
 use tokio::net::TcpListener;
 
-use crate::store::KeyStore;
+use crate::{metrics::Metrics, store::KeyStore};
 
 /// Media type of a JWK Set (RFC 7517 section 8.5.1).
 const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
@@ -27,6 +27,7 @@ const JWK_SET_MEDIA_TYPE: &str = "application/jwk-set+json";
 pub async fn serve(
     listener: TcpListener,
     store: Arc<KeyStore>,
+    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(address) = listener.local_addr() {
@@ -34,9 +35,9 @@ pub async fn serve(
     }
     let router = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(store);
+        .with_state(store)
+        .route("/metrics", get(scrape).with_state(metrics));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
@@ -52,50 +53,14 @@ async fn jwks(State(store): State<Arc<KeyStore>>) -> impl IntoResponse {
     )
 }
 
-/// Renders the key store's reload state in the Prometheus text format
-/// (version 0.0.4).
-async fn metrics(State(store): State<Arc<KeyStore>>) -> impl IntoResponse {
-    use std::fmt::Write;
-
-    let mut text = String::new();
-    if let Some(status) = store.status() {
-        let seconds = |time: std::time::SystemTime| {
-            time.duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs())
-        };
-        let _ = writeln!(
-            text,
-            "# HELP jwed_key_reloads_total Key set reloads since start, by result. A file that stays broken counts once."
-        );
-        let _ = writeln!(text, "# TYPE jwed_key_reloads_total counter");
-        let _ = writeln!(text, "jwed_key_reloads_total{{result=\"success\"}} {}", status.reloads);
-        let _ = writeln!(text, "jwed_key_reloads_total{{result=\"failure\"}} {}", status.failures);
-        let _ = writeln!(
-            text,
-            "# HELP jwed_key_reload_failing Whether the key files currently fail to load (1) or not (0)."
-        );
-        let _ = writeln!(text, "# TYPE jwed_key_reload_failing gauge");
-        let _ = writeln!(
-            text,
-            "jwed_key_reload_failing {}",
-            u8::from(status.last_error.is_some())
-        );
-        let _ = writeln!(
-            text,
-            "# HELP jwed_keys_loaded_timestamp_seconds When the key set in force was loaded."
-        );
-        let _ = writeln!(text, "# TYPE jwed_keys_loaded_timestamp_seconds gauge");
-        let _ = writeln!(text, "jwed_keys_loaded_timestamp_seconds {}", seconds(status.loaded_at));
-    }
-    let _ = writeln!(
-        text,
-        "# HELP jwed_revocations_in_memory Revocations added through the Admin call."
-    );
-    let _ = writeln!(text, "# TYPE jwed_revocations_in_memory gauge");
-    let _ = writeln!(text, "jwed_revocations_in_memory {}", store.revocations_in_memory());
+/// Encodes every metric of [`Metrics`].
+async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
     )
 }

@@ -23,6 +23,7 @@ use tonic_health::ServingStatus;
 use crate::{
     admin::{AdminService, KeysService},
     callers::CallerPolicy,
+    metrics::Metrics,
     pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
     service::{Auditing, Decrypt, DecryptorService, Limits, MAX_BATCH_TOKENS},
 };
@@ -68,6 +69,7 @@ pub struct BoundServer<D> {
     admin: Option<(UnixListener, PathBuf, AdminService)>,
     tls: Option<ServerTlsConfig>,
     callers: Arc<CallerPolicy>,
+    metrics: Arc<Metrics>,
 }
 
 // === impl BoundServer ===
@@ -109,12 +111,19 @@ impl<D: Decrypt> BoundServer<D> {
             admin: None,
             tls: None,
             callers: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 
     /// Admits only the callers that `policy` names.
     pub fn with_callers(mut self, policy: CallerPolicy) -> Self {
         self.callers = Arc::new(policy);
+        self
+    }
+
+    /// Counts calls in `metrics`, which the operations port serves.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -164,7 +173,8 @@ impl<D: Decrypt> BoundServer<D> {
         let max_message = MAX_BATCH_TOKENS * (self.decrypter.max_token_bytes() + 1024) + REQUEST_OVERHEAD_BYTES;
         let decryptor = DecryptorServer::new(
             DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())
-                .with_callers(self.callers.clone()),
+                .with_callers(self.callers.clone())
+                .with_metrics(self.metrics.clone()),
         )
         .max_decoding_message_size(max_message);
 

@@ -22,6 +22,7 @@ use crate::{
     audit::{AuditLog, Caller, Outcome, Record},
     callers::{self, CallerPolicy, Refusal},
     decrypt::{self, DecryptError, Decrypted, Decrypter, TokenInfo},
+    metrics::Metrics,
     pb::{self, decryptor_server::Decryptor},
     status::{self, ServiceError},
 };
@@ -131,6 +132,7 @@ pub struct DecryptorService<D = Decrypter> {
     auditing: Auditing,
     callers: Arc<CallerPolicy>,
     workers: Option<Arc<Workers>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Threads for [`Placement::Dedicated`], which exit when the service and
@@ -146,6 +148,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// recorded.
 struct AuditGuard {
     started: Instant,
+    metrics: Arc<Metrics>,
     log: Arc<AuditLog>,
     caller: Caller,
     fingerprint: String,
@@ -187,7 +190,14 @@ impl<D: Decrypt> DecryptorService<D> {
             callers: Arc::new(CallerPolicy::default()),
             workers: (limits.placement == Placement::Dedicated)
                 .then(|| Arc::new(Workers::start(limits.max_concurrent.max(1)))),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Counts calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Admits only the callers that `policy` names.
@@ -201,7 +211,7 @@ impl<D: Decrypt> DecryptorService<D> {
     fn finish(
         &self,
         guard: &mut AuditGuard,
-        outcome: Outcome<'_>,
+        outcome: Outcome<'static>,
         reply: Result<pb::DecryptResponse, Status>,
     ) -> Result<pb::DecryptResponse, Status> {
         match guard.write(&outcome) {
@@ -209,10 +219,14 @@ impl<D: Decrypt> DecryptorService<D> {
                 self.auditing
                     .healthy
                     .send_if_modified(|healthy| !std::mem::replace(healthy, true));
+                self.metrics.record_call(guard.method, outcome.reason, outcome.elapsed);
                 reply
             }
             Err(error) => match self.auditing.on_failure {
                 AuditFailure::FailClosed => {
+                    self.metrics.record_audit_failure();
+                    let reason = status::classify_service(ServiceError::AuditUnavailable).1;
+                    self.metrics.record_call(guard.method, reason, outcome.elapsed);
                     if self
                         .auditing
                         .healthy
@@ -223,6 +237,8 @@ impl<D: Decrypt> DecryptorService<D> {
                     Err(status::service_status(ServiceError::AuditUnavailable))
                 }
                 AuditFailure::FailOpen => {
+                    self.metrics.record_audit_failure();
+                    self.metrics.record_call(guard.method, outcome.reason, outcome.elapsed);
                     let lost = self.auditing.lost.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::error!(error = %error, audit.lost_records = lost, "Audit record lost (fail-open)");
                     reply
@@ -334,8 +350,10 @@ impl<D: Decrypt> DecryptorService<D> {
         method: &'static str,
     ) -> Result<pb::DecryptResponse, Status> {
         let started = Instant::now();
+        let _in_flight = self.metrics.call_started();
         let mut guard = AuditGuard {
             started,
+            metrics: self.metrics.clone(),
             log: self.auditing.log.clone(),
             caller,
             fingerprint: self.auditing.log.fingerprint(&message.token),
@@ -393,6 +411,7 @@ impl<D> Clone for DecryptorService<D> {
             auditing: self.auditing.clone(),
             callers: self.callers.clone(),
             workers: self.workers.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -538,7 +557,9 @@ impl Drop for AuditGuard {
             code: Code::Cancelled,
             elapsed: self.started.elapsed(),
         };
+        self.metrics.record_call(self.method, outcome.reason, outcome.elapsed);
         if let Err(error) = self.write(&outcome) {
+            self.metrics.record_audit_failure();
             tracing::error!(error = %error, "Cannot write the audit record of a cancelled call");
         }
     }

@@ -12,6 +12,7 @@ use crate::{
     config::TlsFiles,
     config::{Config, FileConfig, Overrides},
     decrypt::UnsignedTokens,
+    metrics::Metrics,
     ops,
     server::{self, BoundServer, ServeError},
     service::Auditing,
@@ -41,6 +42,7 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
+    let metrics = Arc::new(Metrics::new(Some(store.clone())));
     let (stop_watch, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(store::watch(store.clone(), config.reload_interval, stopped));
     let ops = match config.ops_listen {
@@ -50,7 +52,12 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
                 let shutdown = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                Some(tokio::spawn(ops::serve(listener, store.clone(), shutdown)))
+                Some(tokio::spawn(ops::serve(
+                    listener,
+                    store.clone(),
+                    metrics.clone(),
+                    shutdown,
+                )))
             }
             Err(error) => {
                 tracing::error!(error = %error, server.address = %address, "Cannot listen on the operations port");
@@ -68,7 +75,7 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
         }
     };
     let result = match bind(&config, store, auditing).await {
-        Ok(bound) => bound.serve(shutdown).await,
+        Ok(bound) => bound.with_metrics(metrics).serve(shutdown).await,
         Err(error) => Err(error),
     };
     let _ = stop_watch.send(true);
