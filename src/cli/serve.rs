@@ -20,6 +20,12 @@ use crate::{
 };
 
 pub(super) async fn run(args: ServeArgs) -> u8 {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        config = ?args.config,
+        "Starting jwed"
+    );
     let config = match load_config(args) {
         Ok(config) => config,
         Err(message) => {
