@@ -101,7 +101,7 @@ json_member() {
     echo "$value"
 }
 
-echo "generating a $alg key and $token_count tokens" >&2
+echo "generating a key ($alg) and $token_count tokens" >&2
 run_logged "$workdir/export.out" "$jwed" bench --alg "$alg" --export "$workdir" --tokens "$token_count"
 
 echo "jose: decrypting in-process for $duration s, 1 in flight" >&2

@@ -21,6 +21,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::Mutex,
     time::{Duration, SystemTime},
@@ -33,6 +34,10 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::decrypt::TokenInfo;
+
+/// Permissions of a new audit file: the records name subjects and token
+/// ids, so only the owner writes and only its group (a log shipper) reads.
+const AUDIT_FILE_MODE: u32 = 0o640;
 
 /// Tracing target of diagnostic events about auditing itself.
 pub const TARGET: &str = "jwed::audit";
@@ -253,6 +258,7 @@ impl AuditLog {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(AUDIT_FILE_MODE)
                 .open(path)
                 .map_err(|err| format!("cannot open audit log {}: {err}", path.display()))?;
             state.size = file.metadata().map_or(0, |meta| meta.len());
@@ -298,7 +304,13 @@ impl AuditLog {
             Destination::File { path, max_bytes, keep } => {
                 if state.size > 0 && state.size + line.len() as u64 > *max_bytes {
                     rotate(path, *keep)?;
-                    state.file = Some(OpenOptions::new().create(true).append(true).open(path)?);
+                    state.file = Some(
+                        OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .mode(AUDIT_FILE_MODE)
+                            .open(path)?,
+                    );
                     state.size = 0;
                 }
                 let file = match state.file.as_mut() {

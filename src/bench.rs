@@ -111,10 +111,27 @@ pub async fn connect(target: &Target, connections: usize) -> Result<Vec<Decrypto
         };
         clients.push(client.map_err(|error| BenchError::Connect {
             target: target.describe(),
-            reason: error.to_string(),
+            reason: error_chain(&error),
         })?);
     }
     Ok(clients)
+}
+
+/// Formats an error with its sources, such as `transport error: No such
+/// file or directory (os error 2)`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // Some errors repeat their source's text in their own.
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Returns the process id of the server behind a Unix socket, from the
@@ -158,7 +175,7 @@ pub async fn run(
     // With a rate, a pacing thread hands out one ticket per call at even
     // intervals and the tasks take them in turn. tokio's timers tick in
     // whole milliseconds, which would send calls in bursts.
-    let tickets = load.rate.map(|rate| pace(rate, running.clone()));
+    let tickets = load.rate.map(|rate| pace(rate, 4 * load.concurrency, running.clone()));
 
     let mut tasks = Vec::with_capacity(load.concurrency);
     for index in 0..load.concurrency {
@@ -249,9 +266,14 @@ pub async fn run(
 /// Starts a thread that issues one ticket, stamped with its time, every
 /// `1 / rate` seconds until `running` turns false. A ticket waits in the
 /// queue while every task is busy, and that wait counts in the call's
-/// latency.
-fn pace(rate: f64, running: Arc<AtomicBool>) -> Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>> {
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+/// latency. The queue holds `backlog` tickets: when the server cannot keep
+/// up, the thread waits instead of filling memory.
+fn pace(
+    rate: f64,
+    backlog: usize,
+    running: Arc<AtomicBool>,
+) -> Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Instant>>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(backlog.max(1));
     let interval = Duration::from_secs_f64(1.0 / rate);
     std::thread::spawn(move || {
         let started = Instant::now();
@@ -261,7 +283,7 @@ fn pace(rate: f64, running: Arc<AtomicBool>) -> Arc<tokio::sync::Mutex<tokio::sy
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            if sender.send(Instant::now()).is_err() {
+            if sender.blocking_send(Instant::now()).is_err() {
                 return;
             }
             sent = sent.saturating_add(1);

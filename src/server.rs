@@ -16,7 +16,10 @@ use tokio::{
     sync::watch,
     task::JoinSet,
 };
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::{
+    StreamExt,
+    wrappers::{TcpListenerStream, UnixListenerStream},
+};
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
@@ -232,7 +235,17 @@ impl<D: Decrypt> BoundServer<D> {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(server.address = %address, "Listening on TCP");
             }
-            let incoming = TcpListenerStream::new(listener);
+            // gRPC sends small frames and waits for the reply: without
+            // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold each call
+            // for about 40 ms.
+            let incoming = TcpListenerStream::new(listener).map(|accepted| {
+                if let Ok(stream) = &accepted {
+                    if let Err(error) = stream.set_nodelay(true) {
+                        tracing::warn!(error = %error, "Cannot set TCP_NODELAY on an accepted connection");
+                    }
+                }
+                accepted
+            });
             servers.spawn(tcp_router.serve_with_incoming_shutdown(incoming, stopped(stop_rx)));
         }
 

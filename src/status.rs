@@ -97,11 +97,7 @@ pub fn classify(error: &DecryptError) -> (Code, &'static str, &'static str) {
             TOKEN_REVOKED,
             "token is revoked; obtain a new token",
         ),
-        DecryptError::BadRequest(_) => (
-            Code::InvalidArgument,
-            REQUEST_INVALID,
-            "request is invalid: check required_scopes and audience",
-        ),
+        DecryptError::BadRequest(_) => (Code::InvalidArgument, REQUEST_INVALID, "request is invalid"),
         DecryptError::Claims(claim) => match claim {
             ClaimError::Expired => (Code::Unauthenticated, TOKEN_EXPIRED, "token has expired"),
             ClaimError::NotYetValid | ClaimError::IssuedInFuture => {
@@ -201,6 +197,12 @@ pub fn to_status(error: &DecryptError) -> Status {
         _ => {}
     }
 
+    // A malformed request is the caller's own input, so its precise cause
+    // is safe to return.
+    let message = match error {
+        DecryptError::BadRequest(detail) => format!("{message}: {detail}"),
+        _ => message.to_owned(),
+    };
     Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, DOMAIN, metadata))
 }
 

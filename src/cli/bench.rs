@@ -103,8 +103,8 @@ async fn bench(args: BenchArgs) -> Result<u8, String> {
     };
 
     let load = Load {
-        concurrency: args.concurrency,
-        connections: args.connections,
+        concurrency: usize::from(args.concurrency),
+        connections: usize::from(args.connections),
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.duration),
         rate: args.rate,
@@ -114,7 +114,21 @@ async fn bench(args: BenchArgs) -> Result<u8, String> {
     if let Some(mut server) = server {
         server.stop();
     }
-    let report = result.map_err(|err| err.to_string())?;
+    let report = match result {
+        Ok(report) => report,
+        Err(error @ bench::BenchError::Connect { .. }) => {
+            eprintln!("jwed bench: {error}");
+            return Ok(1);
+        }
+        Err(error) => return Err(error.to_string()),
+    };
+    if let Some(rate) = load.rate {
+        if report.calls_per_second < 0.95 * rate * load.batch as f64 {
+            eprintln!(
+                "jwed bench: the requested rate of {rate} calls/s was not reached; the latency figures include queueing"
+            );
+        }
+    }
     print_report(&args, &key, in_process_us, &target, &load, &report)?;
     Ok(if report.errors == 0 { 0 } else { 1 })
 }
@@ -156,7 +170,7 @@ fn print_report(
             "key           {key}\ntarget        {}\nload          {} in flight on {} connections, {} token(s) per call, {}, {:.1} s measured\n\
              calls         {} ({} failed)\nthroughput    {:.0} calls/s\n\
              latency       p50 {:.0} us, p90 {:.0} us, p99 {:.0} us, max {:.0} us\n\
-             server cpu    {} per call ({} of the in-process pipeline: {} per call)\nserver rss    {} peak",
+             server cpu    {} per call{}\nserver rss    {} peak",
             target.describe(),
             load.concurrency,
             load.connections,
@@ -171,8 +185,9 @@ fn print_report(
             report.p99_us,
             report.max_us,
             optional(report.server_cpu_us_per_call, "us"),
-            cpu_ratio.map_or("unknown".to_owned(), |ratio| format!("{ratio:.2} times that")),
-            optional(in_process_us, "us"),
+            cpu_ratio.zip(in_process_us).map_or(String::new(), |(ratio, in_process)| format!(
+                " ({ratio:.2} times the in-process pipeline: {in_process:.1} us per call)"
+            )),
             optional(
                 report.server_peak_rss_bytes.map(|bytes| bytes as f64 / 1_048_576.0),
                 "MiB"

@@ -219,20 +219,23 @@ pub struct BenchArgs {
     /// rsa-oaep, ecdh-es-x25519, ecdh-es-p256, ecdh-es-p384, ecdh-es-p521,
     /// ecdh-es-a128kw-p256, ecdh-es-a256kw-p256, ecdh-es-a256kw-x25519,
     /// a128kw, a256kw or dir.
-    #[arg(long, default_value = "rsa-oaep-256")]
+    #[arg(long, default_value = "rsa-oaep-256", conflicts_with = "from")]
     pub alg: String,
     /// Distinct tokens to generate; they are sent in turn.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, conflicts_with = "from")]
     pub tokens: usize,
     /// Write the keys and tokens to this directory (private.jwks.json,
-    /// issuer.jwks.json, tokens.txt) and exit.
+    /// issuer.jwks.json, tokens.txt) and exit. The tokens have no `iss` or
+    /// `aud` and expire one hour after export.
     #[arg(long, conflicts_with_all = ["from", "socket", "tcp"])]
     pub export: Option<PathBuf>,
     /// Use the keys and tokens that `--export` wrote to this directory.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// Drive the server already listening on this Unix socket (its keys
-    /// must match `--from`) instead of starting one.
+    /// Drive the server already listening on this Unix socket instead of
+    /// starting one. Its keys must match `--from`, its `[tokens]` settings
+    /// must accept the exported tokens, and its claims cache should be off
+    /// (`[cache] max_entries = 0`) unless cache hits are what is measured.
     #[arg(long, requires = "from", conflicts_with = "tcp")]
     pub socket: Option<PathBuf>,
     /// Drive the server already listening on this TCP address (no TLS).
@@ -242,33 +245,34 @@ pub struct BenchArgs {
     /// is not started here or found through the Unix socket.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Calls in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Connections the calls share.
-    #[arg(long, default_value_t = 2)]
-    pub connections: usize,
-    /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
+    /// Calls in flight at once (1 to 4096).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub concurrency: u16,
+    /// Connections the calls share (1 to 64).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub connections: u8,
+    /// Seconds measured (above 0, at most 86400).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
     pub duration: f64,
-    /// Seconds of load before measuring.
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds of load before measuring (0 to 86400).
+    #[arg(long, default_value_t = 2.0, value_parser = seconds_or_zero)]
     pub warmup: f64,
-    /// Calls per second in total; without it each call is sent as soon as
-    /// the previous one of its slot returned.
-    #[arg(long)]
+    /// Calls per second in total, a batch counting as one call (above 0, at
+    /// most 1000000); without it each call is sent as soon as the previous
+    /// one of its slot returned.
+    #[arg(long, value_parser = positive_rate)]
     pub rate: Option<f64>,
     /// Tokens per call: above 1, each call is a `DecryptBatch` of that
     /// many tokens (at most 32), and each token counts as one call.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
-    /// Keep the claims cache on in the started server (every call after the
-    /// first round of tokens is then a hit).
-    #[arg(long)]
+    /// Turn the claims cache on in the started server, where it is off
+    /// otherwise; every call after the first round of tokens is then a hit.
+    #[arg(long, conflicts_with_all = ["socket", "tcp"])]
     pub cache: bool,
     /// Thread placement of the private-key work in the started server:
     /// blocking-pool, dedicated-threads or inline.
-    #[arg(long, default_value = "blocking-pool")]
+    #[arg(long, default_value = "blocking-pool", conflicts_with_all = ["socket", "tcp"])]
     pub placement: String,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
@@ -278,6 +282,31 @@ pub struct BenchArgs {
     /// elsewhere).
     #[arg(long)]
     pub skip_in_process: bool,
+}
+
+/// Parses a number of seconds above zero, at most a day.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds = seconds_or_zero(text)?;
+    if seconds == 0.0 {
+        return Err("expected a number of seconds above 0".into());
+    }
+    Ok(seconds)
+}
+
+/// Parses a number of seconds from 0 to a day.
+fn seconds_or_zero(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if (0.0..=86_400.0).contains(&seconds) => Ok(seconds),
+        _ => Err("expected a number of seconds from 0 to 86400".into()),
+    }
+}
+
+/// Parses a call rate above zero, at most a million per second.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1_000_000.0 => Ok(rate),
+        _ => Err("expected calls per second above 0 and at most 1000000".into()),
+    }
 }
 
 /// Runs the parsed command and returns the process exit status.
