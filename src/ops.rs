@@ -1,7 +1,9 @@
 //! The operations HTTP port: the public JWK Set at
 //! `/.well-known/jwks.json`, so that issuers can fetch the key they must
 //! encrypt to, metrics at `/metrics` in the OpenMetrics text format that
-//! Prometheus scrapes, and a plain liveness response at `/healthz`.
+//! Prometheus scrapes, a plain liveness response at `/healthz`, and
+//! `/readyz`, which fails while audit records cannot be written in
+//! fail-closed mode, as gRPC health does.
 
 use std::{future::Future, sync::Arc};
 
@@ -28,6 +30,7 @@ pub async fn serve(
     listener: TcpListener,
     store: Arc<KeyStore>,
     metrics: Arc<Metrics>,
+    ready: tokio::sync::watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(address) = listener.local_addr() {
@@ -37,7 +40,8 @@ pub async fn serve(
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(store)
-        .route("/metrics", get(scrape).with_state(metrics));
+        .route("/metrics", get(scrape).with_state(metrics))
+        .route("/readyz", get(readiness).with_state(ready));
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
@@ -51,6 +55,18 @@ async fn jwks(State(store): State<Arc<KeyStore>>) -> impl IntoResponse {
         ],
         body,
     )
+}
+
+/// Returns 200 while calls can be audited, 503 while they cannot.
+async fn readiness(State(ready): State<tokio::sync::watch::Receiver<bool>>) -> impl IntoResponse {
+    if *ready.borrow() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: audit records cannot be written\n",
+        )
+    }
 }
 
 /// Encodes every metric of [`Metrics`].

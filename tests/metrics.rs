@@ -72,16 +72,20 @@ fn parse(text: &str) -> Samples {
     samples
 }
 
-async fn scrape(address: std::net::SocketAddr) -> (String, Samples) {
+/// Sends a plain HTTP/1.1 GET and returns the whole response.
+async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: jwed\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: jwed\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
+    response
+}
+
+async fn scrape(address: std::net::SocketAddr) -> (String, Samples) {
+    let response = http_get(address, "/metrics").await;
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let content_type = head
@@ -113,6 +117,7 @@ async fn metrics_move_with_calls() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
     let (auditing, _) = auditing(dir.path(), AuditFailure::FailClosed);
+    let ready = auditing.healthy.subscribe();
     let _ = audit_key(dir.path());
     let bound = BoundServer::bind(
         Some(&socket),
@@ -132,8 +137,10 @@ async fn metrics_move_with_calls() {
         listener,
         store.clone(),
         metrics,
+        ready,
         std::future::pending(),
     ));
+    assert!(http_get(address, "/readyz").await.starts_with("HTTP/1.1 200"));
 
     let (content_type, before) = scrape(address).await;
     assert!(
@@ -182,4 +189,29 @@ async fn metrics_move_with_calls() {
     assert_eq!(after["jwed_claims_cache_entries"], 1.0);
     assert_eq!(after["jwed_calls_in_flight"], 0.0);
     assert_eq!(after["jwed_audit_write_failures_total"], 0.0);
+}
+
+#[tokio::test]
+async fn readyz_fails_while_audit_is_down() {
+    let files = write_keys(&[(KeyAlg::EcdhEs, "jwed-1", "P-256")], &[(SigAlg::ES256, "issuer-1")]);
+    let store = Arc::new(KeyStore::load(sources(&files), test_policy()).expect("load"));
+    let (healthy, ready) = tokio::sync::watch::channel(true);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("ops port");
+    let address = listener.local_addr().expect("address");
+    let metrics = Arc::new(Metrics::new(Some(store.clone())));
+    tokio::spawn(jwed::ops::serve(
+        listener,
+        store,
+        metrics,
+        ready,
+        std::future::pending(),
+    ));
+
+    assert!(http_get(address, "/readyz").await.starts_with("HTTP/1.1 200"));
+    healthy.send_replace(false);
+    let response = http_get(address, "/readyz").await;
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("audit records cannot be written"), "{response}");
+    healthy.send_replace(true);
+    assert!(http_get(address, "/readyz").await.starts_with("HTTP/1.1 200"));
 }

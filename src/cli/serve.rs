@@ -48,6 +48,13 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
             return 1;
         }
     };
+    let auditing = match open_audit(&config) {
+        Ok(auditing) => auditing,
+        Err(message) => {
+            eprintln!("jwed: {message}");
+            return EXIT_USAGE;
+        }
+    };
     let metrics = Arc::new(Metrics::new(Some(store.clone())));
     let (stop_watch, stopped) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(store::watch(store.clone(), config.reload_interval, stopped));
@@ -62,6 +69,7 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
                     listener,
                     store.clone(),
                     metrics.clone(),
+                    auditing.healthy.subscribe(),
                     shutdown,
                 )))
             }
@@ -73,13 +81,6 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
         None => None,
     };
 
-    let auditing = match open_audit(&config) {
-        Ok(auditing) => auditing,
-        Err(message) => {
-            eprintln!("jwed: {message}");
-            return EXIT_USAGE;
-        }
-    };
     let result = match bind(&config, store, auditing).await {
         Ok(bound) => bound.with_metrics(metrics).serve(shutdown).await,
         Err(error) => Err(error),
