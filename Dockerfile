@@ -44,4 +44,5 @@ USER 65532:65532
 EXPOSE 50051 9090
 
 ENTRYPOINT ["/usr/local/bin/jwed"]
-CMD ["serve", "--config", "/etc/jwed/jwed.toml"]
+# The k8s/ overlays mount their configuration at this path.
+CMD ["serve", "--config", "/etc/jwed/config/jwed.toml"]

@@ -182,6 +182,7 @@ impl<D: Decrypt> BoundServer<D> {
         .max_decoding_message_size(max_message);
 
         let keys = self.keys.map(KeysServer::new);
+        let tcp_tls = self.tls.is_some();
         let tcp_builder = match self.tls {
             Some(tls) => Server::builder().tls_config(tls)?,
             None => Server::builder(),
@@ -233,7 +234,7 @@ impl<D: Decrypt> BoundServer<D> {
         }
         if let Some(listener) = self.tcp {
             if let Ok(address) = listener.local_addr() {
-                tracing::info!(server.address = %address, "Listening on TCP");
+                tracing::info!(server.address = %address, tls = tcp_tls, "Listening on TCP");
             }
             // gRPC sends small frames and waits for the reply: without
             // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold each call

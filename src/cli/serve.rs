@@ -23,7 +23,7 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         pid = std::process::id(),
-        config = ?args.config,
+        config = %args.config.as_deref().map_or_else(|| "none".into(), |path| path.display().to_string()),
         "Starting jwed"
     );
     let config = match load_config(args) {
@@ -103,6 +103,14 @@ pub(super) async fn run(args: ServeArgs) -> u8 {
 }
 
 async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Result<BoundServer<KeyStore>, ServeError> {
+    if let Some(address) = config.tcp_listen {
+        if !address.ip().is_loopback() && config.tls.is_none() && config.callers.is_empty() {
+            tracing::warn!(
+                server.address = %address,
+                "The TCP listener has no TLS and no [[callers]] rule: anyone who can reach it can decrypt tokens"
+            );
+        }
+    }
     let mut bound = BoundServer::bind(
         config.unix_socket.as_deref(),
         config.tcp_listen,
@@ -190,7 +198,12 @@ fn load_store(config: &Config) -> Result<KeyStore, String> {
     let store = KeyStore::load(sources, config.policy.clone())?.with_cache(config.cache_max_entries);
     store.with_decrypter(|decrypter| {
         for key in decrypter.keys().iter() {
-            tracing::info!(key.id = key.kid(), key.alg = key.alg().name(), key.state = ?key.state(), "Loaded decryption key");
+            tracing::info!(
+                key.id = key.kid(),
+                key.alg = key.alg().name(),
+                key.state = crate::admin::state_name(key.state()),
+                "Loaded decryption key"
+            );
         }
     });
 
