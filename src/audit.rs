@@ -123,6 +123,14 @@ pub struct Record {
     pub required_scopes: Vec<String>,
     /// Whether the claims cache served the call.
     pub cache_hit: bool,
+    /// The request path a gateway check was for, normalized when it could
+    /// be; absent for Decrypt calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The HTTP answer of a gateway check, such as `allow` or `deny 403`;
+    /// absent for Decrypt calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
     /// Time spent in the call, in microseconds.
     pub latency_us: u64,
     /// HMAC of the previous record's `chain` and this record; see the
@@ -366,6 +374,8 @@ impl Record {
             token_id: info.token_id.clone(),
             required_scopes: scopes.iter().take(64).cloned().collect(),
             cache_hit: false,
+            path: None,
+            decision: None,
             latency_us: u64::try_from(outcome.elapsed.as_micros()).unwrap_or(u64::MAX),
             chain: String::new(),
         }

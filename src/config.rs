@@ -76,9 +76,59 @@ pub struct FileConfig {
     /// `[cache]` table.
     #[serde(default)]
     pub cache: CacheSection,
+    /// `[gate]` table; absent turns gateway checks off.
+    pub gate: Option<GateSection>,
     /// `[[callers]]` rules; none admits every caller.
     #[serde(default)]
     pub callers: Vec<CallerRule>,
+}
+
+/// `[gate]`: gateway checks for Envoy ext_authz and nginx auth_request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSection {
+    /// Serve `envoy.service.auth.v3.Authorization` on the gRPC listeners.
+    #[serde(default)]
+    pub envoy: bool,
+    /// TCP address of the HTTP endpoint for nginx `auth_request`.
+    pub http_listen: Option<String>,
+    /// Cookie that may carry the token.
+    pub cookie: Option<String>,
+    /// Whether `/<scope>/...` requires that scope.
+    pub scope_prefix: Option<bool>,
+    /// Path prefixes served without a token.
+    #[serde(default)]
+    pub public: Vec<String>,
+    /// Header with the token's subject for the upstream.
+    pub subject_header: Option<String>,
+    /// Header with the token's scopes for the upstream.
+    pub scopes_header: Option<String>,
+    /// Whether Envoy removes the `Authorization` header before the upstream.
+    pub remove_token_header: Option<bool>,
+    /// Explicit prefix rules.
+    #[serde(default)]
+    pub rules: Vec<GateRuleEntry>,
+}
+
+/// One `[[gate.rules]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRuleEntry {
+    /// Path prefix, such as `/admin/`.
+    pub prefix: String,
+    /// Scopes a token must all carry under the prefix.
+    pub scopes: Vec<String>,
+}
+
+/// Gateway settings after validation.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Serve the Envoy service.
+    pub envoy: bool,
+    /// The nginx endpoint's address, if any.
+    pub http_listen: Option<SocketAddr>,
+    /// Rules and headers.
+    pub settings: crate::authz::GateSettings,
 }
 
 /// `[cache]`: the claims cache.
@@ -246,6 +296,8 @@ pub struct Config {
     pub policy: Policy,
     /// Entries of the claims cache; 0 turns it off.
     pub cache_max_entries: usize,
+    /// Gateway checks, if configured.
+    pub gate: Option<GateConfig>,
 }
 
 // === impl FileConfig ===
@@ -370,6 +422,7 @@ impl Config {
         let key_algorithms = parse_pins(keys.algorithms)?;
 
         let policy = build_policy(tokens, overrides.issuer, overrides.audiences)?;
+        let gate = file.gate.map(build_gate).transpose()?;
         let cache_max_entries = file.cache.max_entries.unwrap_or(crate::cache::DEFAULT_MAX_ENTRIES);
         if cache_max_entries > 1_000_000 {
             return Err(invalid("cache.max_entries", "must be at most 1000000"));
@@ -421,6 +474,7 @@ impl Config {
             key_algorithms,
             policy,
             cache_max_entries,
+            gate,
         })
     }
 }
@@ -438,6 +492,53 @@ fn own_uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
 
     std::fs::metadata("/proc/self").ok().map(|meta| meta.uid())
+}
+
+fn build_gate(section: GateSection) -> Result<GateConfig, ConfigError> {
+    let http_listen = match section.http_listen.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|_| invalid("gate.http_listen", "expected ip:port, such as 127.0.0.1:8081"))?,
+        ),
+    };
+    if !section.envoy && http_listen.is_none() {
+        return Err(invalid("gate", "set gate.envoy = true, gate.http_listen, or both"));
+    }
+    let rules = section
+        .rules
+        .into_iter()
+        .map(|entry| crate::gate::PrefixRule {
+            prefix: entry.prefix,
+            scopes: entry.scopes,
+        })
+        .collect();
+    let rules = crate::gate::GateRules::new(section.public, rules, section.scope_prefix.unwrap_or(true))
+        .map_err(|reason| invalid("gate.rules", reason))?;
+    let header = |value: Option<String>, default: &str, setting: &'static str| {
+        let value = value.unwrap_or_else(|| default.to_owned()).to_ascii_lowercase();
+        let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if valid {
+            Ok(value)
+        } else {
+            Err(invalid(setting, "expected a header name of letters, digits and '-'"))
+        }
+    };
+    let cookie = section.cookie.unwrap_or_else(|| "access_token".to_owned());
+    if cookie.is_empty() || !cookie.bytes().all(|b| b.is_ascii_graphic() && !b"=;,\"".contains(&b)) {
+        return Err(invalid("gate.cookie", "expected a cookie name"));
+    }
+    Ok(GateConfig {
+        envoy: section.envoy,
+        http_listen,
+        settings: crate::authz::GateSettings {
+            rules,
+            cookie,
+            subject_header: header(section.subject_header, "x-jwed-subject", "gate.subject_header")?,
+            scopes_header: header(section.scopes_header, "x-jwed-scopes", "gate.scopes_header")?,
+            remove_token_header: section.remove_token_header.unwrap_or(true),
+        },
+    })
 }
 
 fn build_limits(server: &ServerSection) -> Result<Limits, ConfigError> {
@@ -611,11 +712,51 @@ mod tests {
                 "server.max_pending_decrypts",
             ),
             ("[server]\ncall_timeout_ms = 5\n", "server.call_timeout_ms"),
+            ("[server]\ndecrypt_placement = \"fast\"\n", "server.decrypt_placement"),
+            ("[cache]\nmax_entries = 2000000\n", "cache.max_entries"),
+            ("[gate]\ncookie = \"a\"\n", "gate"),
+            (
+                "[gate]\nenvoy = true\nhttp_listen = \"localhost\"\n",
+                "gate.http_listen",
+            ),
+            ("[gate]\nenvoy = true\ncookie = \"a;b\"\n", "gate.cookie"),
+            (
+                "[gate]\nenvoy = true\nsubject_header = \"x y\"\n",
+                "gate.subject_header",
+            ),
+            (
+                "[gate]\nenvoy = true\n[[gate.rules]]\nprefix = \"admin\"\nscopes = [\"a\"]\n",
+                "gate.rules",
+            ),
         ];
         for (extra, setting) in cases {
             let err = build(&format!("{MINIMAL}{extra}")).unwrap_err();
             assert!(err.to_string().contains(setting), "{setting}: {err}");
         }
+    }
+
+    #[test]
+    fn gate_section_builds_rules_and_headers() {
+        let extra = "[gate]\nenvoy = true\nhttp_listen = \"127.0.0.1:8081\"\npublic = [\"/public/\"]\n\
+                     [[gate.rules]]\nprefix = \"/admin/\"\nscopes = [\"admin:read\"]\n";
+        let config = build(&format!("{MINIMAL}{extra}")).unwrap();
+        let gate = config.gate.expect("gate");
+        assert!(gate.envoy);
+        assert_eq!(gate.http_listen, Some("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(gate.settings.cookie, "access_token");
+        assert_eq!(gate.settings.subject_header, "x-jwed-subject");
+        assert!(gate.settings.remove_token_header);
+        assert_eq!(
+            gate.settings.rules.requirement("/admin/x"),
+            Ok(crate::gate::Requirement::Token {
+                scopes: vec!["admin:read".into()]
+            })
+        );
+        assert_eq!(
+            gate.settings.rules.requirement("/public/x"),
+            Ok(crate::gate::Requirement::Public)
+        );
+        assert!(build(MINIMAL).unwrap().gate.is_none());
     }
 
     #[test]

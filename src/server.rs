@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::{
     net::{TcpListener, UnixListener},
     sync::watch,
@@ -25,6 +26,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     admin::{AdminService, KeysService},
+    authz::{EnvoyAuthz, Gate, GateSettings},
     callers::CallerPolicy,
     metrics::Metrics,
     pb::{self, admin_server::AdminServer, decryptor_server::DecryptorServer, keys_server::KeysServer},
@@ -73,6 +75,15 @@ pub struct BoundServer<D> {
     tls: Option<ServerTlsConfig>,
     callers: Arc<CallerPolicy>,
     metrics: Arc<Metrics>,
+    gate: Option<GateListeners>,
+}
+
+/// Gateway checks to serve: the settings, whether Envoy's service is added
+/// to the gRPC listeners, and the nginx endpoint's listener.
+struct GateListeners {
+    settings: Arc<GateSettings>,
+    envoy: bool,
+    http: Option<TcpListener>,
 }
 
 // === impl BoundServer ===
@@ -115,6 +126,7 @@ impl<D: Decrypt> BoundServer<D> {
             tls: None,
             callers: Arc::default(),
             metrics: Arc::default(),
+            gate: None,
         })
     }
 
@@ -122,6 +134,39 @@ impl<D: Decrypt> BoundServer<D> {
     pub fn with_callers(mut self, policy: CallerPolicy) -> Self {
         self.callers = Arc::new(policy);
         self
+    }
+
+    /// Serves gateway checks: Envoy's `Authorization` service on the gRPC
+    /// listeners when `envoy` is set, and the nginx `auth_request` endpoint
+    /// on `http_listen` when given.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ServeError::Bind`] when `http_listen` cannot be bound.
+    pub async fn with_gate(
+        mut self,
+        settings: GateSettings,
+        envoy: bool,
+        http_listen: Option<SocketAddr>,
+    ) -> Result<Self, ServeError> {
+        let http = match http_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|source| ServeError::Bind {
+                address: address.to_string(),
+                source,
+            })?),
+            None => None,
+        };
+        self.gate = Some(GateListeners {
+            settings: Arc::new(settings),
+            envoy,
+            http,
+        });
+        Ok(self)
+    }
+
+    /// Returns the address of the nginx `auth_request` endpoint, if bound.
+    pub fn gate_http_address(&self) -> Option<SocketAddr> {
+        self.gate.as_ref()?.http.as_ref()?.local_addr().ok()
     }
 
     /// Counts calls in `metrics`, which the operations port serves.
@@ -174,12 +219,18 @@ impl<D: Decrypt> BoundServer<D> {
         // A batch carries up to MAX_BATCH_TOKENS tokens, each with its own
         // scopes and audience.
         let max_message = MAX_BATCH_TOKENS * (self.decrypter.max_token_bytes() + 1024) + REQUEST_OVERHEAD_BYTES;
-        let decryptor = DecryptorServer::new(
-            DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())
-                .with_callers(self.callers.clone())
-                .with_metrics(self.metrics.clone()),
-        )
-        .max_decoding_message_size(max_message);
+        let service = DecryptorService::new(self.decrypter.clone(), self.limits, self.auditing.clone())
+            .with_callers(self.callers.clone())
+            .with_metrics(self.metrics.clone());
+        let gate = self.gate.map(|listeners| {
+            let gate = Arc::new(Gate::new(service.clone(), listeners.settings, self.limits.call_timeout));
+            (gate, listeners.envoy, listeners.http)
+        });
+        let envoy = gate
+            .as_ref()
+            .filter(|(_, envoy, _)| *envoy)
+            .map(|(gate, _, _)| AuthorizationServer::new(EnvoyAuthz(gate.clone())));
+        let decryptor = DecryptorServer::new(service).max_decoding_message_size(max_message);
 
         let keys = self.keys.map(KeysServer::new);
         let tcp_tls = self.tls.is_some();
@@ -194,6 +245,7 @@ impl<D: Decrypt> BoundServer<D> {
                 .add_service(reflection_v1alpha.clone())
                 .add_service(decryptor.clone())
                 .add_optional_service(keys.clone())
+                .add_optional_service(envoy.clone())
         };
         let router = route(Server::builder());
         let tcp_router = route(tcp_builder);
@@ -232,6 +284,14 @@ impl<D: Decrypt> BoundServer<D> {
             let incoming = UnixListenerStream::new(listener);
             servers.spawn(router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())));
         }
+        let gate_http = gate.and_then(|(gate, _, http)| {
+            let listener = http?;
+            let mut stopped = stop_rx.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            Some(tokio::spawn(crate::authz::serve_http(listener, gate, shutdown)))
+        });
         if let Some(listener) = self.tcp {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(server.address = %address, tls = tcp_tls, "Listening on TCP");
@@ -261,6 +321,9 @@ impl<D: Decrypt> BoundServer<D> {
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
         let _ = stop_tx.send(true);
+        if let Some(task) = gate_http {
+            let _ = task.await;
+        }
 
         let drained = tokio::time::timeout(self.grace, async {
             let mut result = Ok(());

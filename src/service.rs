@@ -156,6 +156,8 @@ struct AuditGuard {
     info: TokenInfo,
     cache_hit: bool,
     method: &'static str,
+    /// The request path of a gateway check.
+    path: Option<String>,
     written: bool,
 }
 
@@ -341,13 +343,15 @@ impl<D: Decrypt> DecryptorService<D> {
     }
 
     /// Decrypts one token for `caller`, writes its audit record and builds
-    /// the reply: the whole of a Decrypt call, and one item of a batch.
-    async fn decrypt_one(
+    /// the reply: the whole of a Decrypt call, one item of a batch, or the
+    /// token part of a gateway check for `path`.
+    pub(crate) async fn decrypt_one(
         &self,
         caller: Caller,
         message: pb::DecryptRequest,
         deadline: Duration,
         method: &'static str,
+        path: Option<String>,
     ) -> Result<pb::DecryptResponse, Status> {
         let started = Instant::now();
         let _in_flight = self.metrics.call_started();
@@ -361,6 +365,7 @@ impl<D: Decrypt> DecryptorService<D> {
             info: TokenInfo::default(),
             cache_hit: false,
             method,
+            path,
             written: false,
         };
 
@@ -398,6 +403,36 @@ impl<D: Decrypt> DecryptorService<D> {
             elapsed: started.elapsed(),
         };
         self.finish(&mut guard, outcome, reply)
+    }
+}
+
+impl<D: Decrypt> DecryptorService<D> {
+    /// Writes the audit record of a gateway check that ended without a
+    /// token operation (a public path, a missing token, an invalid path).
+    /// Returns `false` when the record could not be written in fail-closed
+    /// mode, in which case the check must be denied.
+    pub(crate) fn record_check(
+        &self,
+        caller: Caller,
+        method: &'static str,
+        path: String,
+        outcome: Outcome<'static>,
+    ) -> bool {
+        let mut guard = AuditGuard {
+            started: Instant::now(),
+            metrics: self.metrics.clone(),
+            log: self.auditing.log.clone(),
+            caller,
+            fingerprint: String::new(),
+            scopes: Vec::new(),
+            info: TokenInfo::default(),
+            cache_hit: false,
+            method,
+            path: Some(path),
+            written: false,
+        };
+        self.finish(&mut guard, outcome, Ok(pb::DecryptResponse::default()))
+            .is_ok()
     }
 }
 
@@ -439,9 +474,15 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
     async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Result<Response<pb::DecryptResponse>, Status> {
         let caller = caller_of(&request);
         let deadline = self.deadline(request.metadata());
-        self.decrypt_one(caller, request.into_inner(), deadline, "jwed.v1.Decryptor/Decrypt")
-            .await
-            .map(Response::new)
+        self.decrypt_one(
+            caller,
+            request.into_inner(),
+            deadline,
+            "jwed.v1.Decryptor/Decrypt",
+            None,
+        )
+        .await
+        .map(Response::new)
     }
 
     async fn decrypt_batch(
@@ -465,7 +506,7 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
             let (service, caller) = (self.clone(), caller.clone());
             tasks.spawn(async move {
                 let reply = service
-                    .decrypt_one(caller, message, deadline, "jwed.v1.Decryptor/DecryptBatch")
+                    .decrypt_one(caller, message, deadline, "jwed.v1.Decryptor/DecryptBatch", None)
                     .await;
                 (index, reply)
             });
@@ -487,7 +528,7 @@ impl<D: Decrypt> Decryptor for DecryptorService<D> {
 impl<D: Decrypt> DecryptorService<D> {
     /// Returns the configured deadline, or the client's `grpc-timeout` if
     /// shorter.
-    fn deadline(&self, metadata: &MetadataMap) -> Duration {
+    pub(crate) fn deadline(&self, metadata: &MetadataMap) -> Duration {
         client_deadline(metadata).map_or(self.limits.call_timeout, |client| client.min(self.limits.call_timeout))
     }
 }
@@ -542,6 +583,8 @@ impl AuditGuard {
             outcome,
         );
         record.cache_hit = self.cache_hit;
+        record.path.clone_from(&self.path);
+        record.decision = self.path.as_ref().map(|_| crate::authz::decision_name(outcome.reason));
         self.log.write(record)
     }
 }
@@ -631,7 +674,7 @@ fn client_deadline(metadata: &MetadataMap) -> Option<Duration> {
     }
 }
 
-fn caller_of<T>(request: &Request<T>) -> Caller {
+pub(crate) fn caller_of<T>(request: &Request<T>) -> Caller {
     let mut caller = Caller::default();
     if let Some(info) = request.extensions().get::<UdsConnectInfo>() {
         if let Some(cred) = info.peer_cred {

@@ -58,6 +58,37 @@ pub mod reason {
     pub const AUDIT_UNAVAILABLE: &str = "AUDIT_UNAVAILABLE";
 }
 
+/// Every reason code, for code that receives one as text.
+pub const ALL_REASONS: [&str; 17] = [
+    reason::TOKEN_INVALID,
+    reason::TOKEN_EXPIRED,
+    reason::KEY_RETIRED,
+    reason::TOKEN_REVOKED,
+    reason::TOKEN_NOT_YET_VALID,
+    reason::TOKEN_LIFETIME_TOO_LONG,
+    reason::CLAIMS_INVALID,
+    reason::ISSUER_MISMATCH,
+    reason::AUDIENCE_MISMATCH,
+    reason::AUDIENCE_NOT_ALLOWED,
+    reason::INSUFFICIENT_SCOPE,
+    reason::REQUEST_INVALID,
+    reason::OVERLOADED,
+    reason::DEADLINE_EXCEEDED,
+    reason::INTERNAL,
+    reason::CALLER_NOT_ALLOWED,
+    reason::AUDIT_UNAVAILABLE,
+];
+
+/// Returns the reason code equal to `text`, or `INTERNAL` for any other
+/// text.
+pub fn reason_name(text: &str) -> &'static str {
+    ALL_REASONS
+        .iter()
+        .copied()
+        .find(|name| *name == text)
+        .unwrap_or(reason::INTERNAL)
+}
+
 /// Failures of the service itself rather than of the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {

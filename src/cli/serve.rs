@@ -125,6 +125,11 @@ async fn bind(config: &Config, store: Arc<KeyStore>, auditing: Auditing) -> Resu
     if let Some(files) = &config.tls {
         bound = bound.with_tls(tls_config(files)?);
     }
+    if let Some(gate) = &config.gate {
+        bound = bound
+            .with_gate(gate.settings.clone(), gate.envoy, gate.http_listen)
+            .await?;
+    }
     match &config.admin_socket {
         Some(path) => bound.bind_admin(path, AdminService::new(store, config.admin_uids.clone())),
         None => Ok(bound),
