@@ -7,7 +7,7 @@ mod common;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use common::{Issuer, audit_records, auditing, good_claims, now, sources, test_policy, write_keys};
+use common::{Issuer, audit_key, audit_records, auditing, good_claims, now, sources, test_policy, write_keys};
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, attribute_context, authorization_client::AuthorizationClient,
     check_response::HttpResponse,
@@ -238,6 +238,10 @@ async fn envoy_check_answers_each_case() {
             .iter()
             .all(|record| record["method"] == "envoy.service.auth.v3.Authorization/Check")
     );
+    // The new members are covered by the chain like the others.
+    let key = audit_key(setup._dir.path());
+    let verified = jwed::audit_verify::verify(&key, std::slice::from_ref(&setup.audit_log)).expect("readable");
+    assert!(verified.is_ok(), "{verified:?}");
 }
 
 /// Sends the request nginx's `auth_request` would send and returns the
