@@ -16,6 +16,11 @@ For every directory k8s/overlays/NAME, the checker renders it with
   init container with restartPolicy: Always) with gRPC startup, readiness
   and liveness probes.
 
+It renders k8s/istio the same way. Objects of an Istio API group
+(*.istio.io) must be listed in ISTIO_SCHEMAS and get hand-written field
+checks, because kubernetes-validate bundles no Istio CRDs. Any other object
+there is validated like the overlays' objects.
+
 It also parses the Dockerfiles with the dockerfile package and checks that
 their final stage runs as a numeric non-root user, and for the jwed image,
 that the entry point is the binary in exec form rather than a shell.
@@ -61,6 +66,12 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 SIDECAR_OVERLAYS = ("sidecar",)
 
 SHELLS = {"sh", "bash", "ash", "dash", "zsh", "busybox"}
+
+# The (apiVersion, kind) pairs of Istio objects that k8s/istio may contain.
+# kubernetes-validate bundles no Istio CRD schemas, so
+# check_authorization_policy checks their fields instead.
+ISTIO_GROUP_SUFFIX = ".istio.io"
+ISTIO_SCHEMAS: set[tuple[str, str]] = {("security.istio.io/v1", "AuthorizationPolicy")}
 
 
 @dataclass
@@ -184,6 +195,82 @@ def check_native_sidecar(results: Results, where: str, pod_spec: dict[str, Any])
                 )
 
 
+def validate_core_object(results: Results, where: str, document: dict[str, Any]) -> None:
+    """Validate one object against the Kubernetes schemas of each version in KUBERNETES_VERSIONS."""
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+            results.passed += 1
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            results.check(False, f"{where}: invalid for Kubernetes {version} at {path or 'the top level'}: {error.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
+            results.check(False, f"{where}: no usable schema for Kubernetes {version}: {error}")
+
+
+def check_authorization_policy(results: Results, where: str, document: dict[str, Any]) -> None:
+    """Check an Istio AuthorizationPolicy that delegates to an external authorizer."""
+    name = value_at(document, ("metadata", "name"))
+    results.check(isinstance(name, str) and bool(name), f"{where}: metadata.name is missing")
+    spec = document.get("spec")
+    if not results.check(isinstance(spec, dict), f"{where}: spec is missing or is not a mapping"):
+        return
+    results.check(
+        spec.get("action") == "CUSTOM",
+        f"{where}: spec.action is {spec.get('action')!r}, expected 'CUSTOM' so that jwed decides",
+    )
+    provider = value_at(spec, ("provider", "name"))
+    results.check(
+        isinstance(provider, str) and bool(provider.strip()),
+        f"{where}: spec.provider.name is {provider!r}, expected the name of a meshConfig.extensionProviders entry",
+    )
+    rules = spec.get("rules")
+    if results.check(
+        isinstance(rules, list) and bool(rules),
+        f"{where}: spec.rules is {rules!r}, expected a non-empty list (without rules a CUSTOM policy matches nothing)",
+    ):
+        for index, rule in enumerate(rules):
+            results.check(isinstance(rule, dict), f"{where}: spec.rules[{index}] is {rule!r}, expected a mapping")
+    selector = spec.get("selector")
+    if selector is not None:
+        labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+        results.check(
+            isinstance(labels, dict) and bool(labels),
+            f"{where}: spec.selector has no matchLabels, so it would select every workload in the namespace",
+        )
+
+
+def check_istio(results: Results, kubectl: str, directory: Path) -> None:
+    """Render k8s/istio and check each object: Istio objects by ISTIO_SCHEMAS, others by the Kubernetes schemas."""
+    label = "k8s/istio"
+    try:
+        rendered = render_overlay(kubectl, directory)
+    except (OSError, RuntimeError) as error:
+        results.check(False, f"{label}: {error}")
+        return
+    results.passed += 1
+
+    documents = [document for document in yaml.safe_load_all(rendered) if document]
+    policies = 0
+    for document in documents:
+        api_version = str(document.get("apiVersion", "?"))
+        kind = str(document.get("kind", "?"))
+        where = f"{label} {kind}/{value_at(document, ('metadata', 'name')) or '?'}"
+        group = api_version.rpartition("/")[0]
+        if not group.endswith(ISTIO_GROUP_SUFFIX):
+            validate_core_object(results, where, document)
+            continue
+        if not results.check(
+            (api_version, kind) in ISTIO_SCHEMAS,
+            f"{where}: {api_version} {kind} has no schema in ISTIO_SCHEMAS, expected one of {sorted(ISTIO_SCHEMAS)}",
+        ):
+            continue
+        if kind == "AuthorizationPolicy":
+            policies += 1
+            check_authorization_policy(results, where, document)
+    results.check(policies > 0, f"{label}: rendered no AuthorizationPolicy")
+
+
 def check_overlay(results: Results, kubectl: str, overlay: Path) -> None:
     """Render one overlay, validate its objects and check its workloads."""
     label = f"k8s/overlays/{overlay.name}"
@@ -203,15 +290,7 @@ def check_overlay(results: Results, kubectl: str, overlay: Path) -> None:
         name = value_at(document, ("metadata", "name")) or "?"
         where = f"{label} {kind}/{name}"
 
-        for version in KUBERNETES_VERSIONS:
-            try:
-                kubernetes_validate.validate(document, version, strict=True)
-                results.passed += 1
-            except kubernetes_validate.ValidationError as error:
-                path = ".".join(str(part) for part in error.path)
-                results.check(False, f"{where}: invalid for Kubernetes {version} at {path or 'the top level'}: {error.message}")
-            except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as error:
-                results.check(False, f"{where}: no usable schema for Kubernetes {version}: {error}")
+        validate_core_object(results, where, document)
 
         path = POD_SPEC_PATHS.get(kind)
         if path is None:
@@ -308,6 +387,8 @@ def main() -> int:
         )
     for overlay in overlays:
         check_overlay(results, args.kubectl, overlay)
+
+    check_istio(results, args.kubectl, root / "k8s" / "istio")
 
     check_dockerfile(results, root / "Dockerfile", root, jwed_image=True)
     example_app = root / "k8s" / "example-app" / "Dockerfile"
