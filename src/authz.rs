@@ -133,6 +133,11 @@ impl<D: Decrypt> Gate<D> {
                 return self.finish_without_token(caller, method, path, outcome, allow);
             }
             Requirement::Token { scopes } => scopes,
+            Requirement::Closed => {
+                let cause = "the root is served only through a public prefix or a rule".to_owned();
+                let outcome = outcome("PATH_NOT_ALLOWED", cause, Code::PermissionDenied, started);
+                return self.finish_without_token(caller, method, path, outcome, deny(403, "PATH_NOT_ALLOWED"));
+            }
         };
         let Some(token) = crate::gate::token_from_headers(authorization, cookie, &self.settings.cookie) else {
             let outcome = outcome(
@@ -229,9 +234,9 @@ impl Verdict {
                             .to_owned(),
                     ),
                     (401, _) => Some("Bearer realm=\"jwed\", error=\"invalid_token\"".to_owned()),
-                    (403, _) => Some(format!(
+                    (403, "INSUFFICIENT_SCOPE") => Some(format!(
                         "Bearer realm=\"jwed\", error=\"insufficient_scope\", scope=\"{}\"",
-                        required_scopes.join(" ")
+                        quoted_text(&required_scopes.join(" "))
                     )),
                     _ => None,
                 };
@@ -263,11 +268,18 @@ fn http_status(reason: &str) -> u16 {
     };
     match reason {
         "OK" => 200,
-        INSUFFICIENT_SCOPE | CALLER_NOT_ALLOWED | AUDIENCE_NOT_ALLOWED => 403,
+        INSUFFICIENT_SCOPE | CALLER_NOT_ALLOWED | AUDIENCE_NOT_ALLOWED | "PATH_NOT_ALLOWED" => 403,
         "PATH_INVALID" | REQUEST_INVALID => 400,
         OVERLOADED | DEADLINE_EXCEEDED | AUDIT_UNAVAILABLE | INTERNAL | "CANCELLED" => 503,
         _ => 401,
     }
+}
+
+/// Drops the characters that would end or escape an HTTP quoted string.
+fn quoted_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 fn deny(status: u16, reason: &'static str) -> Verdict {
@@ -289,7 +301,8 @@ fn outcome(reason: &'static str, cause: String, code: Code, started: std::time::
 }
 
 /// Formats a request target that does not normalize for the audit record:
-/// at most 512 characters, control characters escaped.
+/// at most 512 characters, with control characters, quotes and backslashes
+/// escaped as Rust string literals escape them.
 fn printable(raw: &str) -> String {
     raw.chars().take(512).flat_map(char::escape_default).collect()
 }
@@ -305,7 +318,7 @@ impl<D: Decrypt> envoy_types::ext_authz::v3::pb::Authorization for EnvoyAuthz<D>
     ) -> Result<tonic::Response<envoy_types::ext_authz::v3::pb::CheckResponse>, tonic::Status> {
         use envoy_types::ext_authz::v3::{
             CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
-            pb::{CheckResponse, HttpStatusCode},
+            pb::{CheckResponse, HeaderAppendAction, HttpStatusCode},
         };
 
         let caller = crate::service::caller_of(&request);
@@ -336,8 +349,16 @@ impl<D: Decrypt> envoy_types::ext_authz::v3::pb::Authorization for EnvoyAuthz<D>
         match &verdict {
             Verdict::Allow { .. } => {
                 let mut ok = OkHttpResponseBuilder::new();
-                for (name, value) in verdict.headers(settings) {
-                    ok.add_header(name, value, None, false);
+                // The upstream must never see these headers from the client,
+                // so they are overwritten when set and removed otherwise.
+                let headers = verdict.headers(settings);
+                for name in [&settings.subject_header, &settings.scopes_header] {
+                    if !headers.iter().any(|(set, _)| set == name) {
+                        ok.remove_header(name.clone());
+                    }
+                }
+                for (name, value) in headers {
+                    ok.add_header(name, value, Some(HeaderAppendAction::OverwriteIfExistsOrAdd), false);
                 }
                 if settings.remove_token_header {
                     ok.remove_header("authorization");
@@ -408,13 +429,19 @@ async fn http_check<D: Decrypt>(
         address: Some(peer.to_string()),
         ..Caller::default()
     };
-    let verdict = match text(ORIGINAL_URI_HEADER) {
-        Some(path) => {
-            gate.check(caller, HTTP_METHOD, path, text("authorization"), text("cookie"))
-                .await
-        }
-        None => deny(400, "PATH_INVALID"),
-    };
+    // nginx may pass several Cookie headers; they form one list.
+    let cookies: Vec<&str> = headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let cookie = (!cookies.is_empty()).then(|| cookies.join("; "));
+    // A missing X-Original-URI is checked, and audited, as an empty target,
+    // which normalization rejects.
+    let path = text(ORIGINAL_URI_HEADER).unwrap_or_default();
+    let verdict = gate
+        .check(caller, HTTP_METHOD, path, text("authorization"), cookie.as_deref())
+        .await;
     let status =
         axum::http::StatusCode::from_u16(verdict.status()).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
     let mut response = status.into_response();

@@ -513,8 +513,15 @@ fn build_gate(section: GateSection) -> Result<GateConfig, ConfigError> {
             scopes: entry.scopes,
         })
         .collect();
-    let rules = crate::gate::GateRules::new(section.public, rules, section.scope_prefix.unwrap_or(true))
-        .map_err(|reason| invalid("gate.rules", reason))?;
+    let rules =
+        crate::gate::GateRules::new(section.public, rules, section.scope_prefix.unwrap_or(true)).map_err(|reason| {
+            let setting = if reason.contains("public") {
+                "gate.public"
+            } else {
+                "gate.rules"
+            };
+            invalid(setting, reason)
+        })?;
     let header = |value: Option<String>, default: &str, setting: &'static str| {
         let value = value.unwrap_or_else(|| default.to_owned()).to_ascii_lowercase();
         let valid = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

@@ -74,6 +74,10 @@ pub enum Requirement {
         /// Scopes the token must all contain, compared case-sensitively.
         scopes: Vec<String>,
     },
+    /// Served to nobody: the root `/` under the scope-prefix convention
+    /// when no rule or public prefix covers it, since a server answers it
+    /// with a root file such as `/index.html`.
+    Closed,
 }
 
 /// Reason a request target was rejected before any rule was applied.
@@ -189,11 +193,12 @@ impl GateRules {
             // first segment, a file such as `/index.html` included: a server
             // may answer `/orders:admin` with that directory's index page.
             let first = path[1..].split('/').next().unwrap_or_default();
-            if !first.is_empty() {
-                return Ok(Requirement::Token {
-                    scopes: vec![first.to_owned()],
-                });
+            if first.is_empty() {
+                return Ok(Requirement::Closed);
             }
+            return Ok(Requirement::Token {
+                scopes: vec![first.to_owned()],
+            });
         }
 
         Ok(Requirement::Token { scopes: Vec::new() })

@@ -230,6 +230,9 @@ impl<D: Decrypt> BoundServer<D> {
             .as_ref()
             .filter(|(_, envoy, _)| *envoy)
             .map(|(gate, _, _)| AuthorizationServer::new(EnvoyAuthz(gate.clone())));
+        if envoy.is_some() {
+            tracing::info!("Serving Envoy ext_authz checks on the gRPC listeners");
+        }
         let decryptor = DecryptorServer::new(service).max_decoding_message_size(max_message);
 
         let keys = self.keys.map(KeysServer::new);

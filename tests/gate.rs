@@ -204,9 +204,14 @@ async fn envoy_check_answers_each_case() {
     let from_cookie = envoy(&setup, page, &[("cookie", &cookie)]).await;
     assert_eq!(from_cookie.http_status, 200);
 
-    let public = envoy(&setup, "/public/logo.png", &[]).await;
+    let public = envoy(&setup, "/public/logo.png", &[("x-jwed-subject", "forged")]).await;
     assert_eq!(public.http_status, 200);
     assert!(public.headers.is_empty());
+    assert_eq!(
+        public.removed,
+        ["x-jwed-subject", "x-jwed-scopes", "authorization"],
+        "client-sent identity headers reach the upstream"
+    );
 
     let climb = envoy(&setup, "/public/..%2Forders:admin/index.html", &[]).await;
     assert_eq!(climb.http_status, 400);
@@ -216,8 +221,12 @@ async fn envoy_check_answers_each_case() {
         "normalized to the protected page, which needs a token"
     );
 
+    let root = envoy(&setup, "/", &[("authorization", &bearer(&admin))]).await;
+    assert_eq!(root.http_status, 403, "the root serves a root file such as /index.html");
+    assert_eq!(root.headers["x-jwed-reason"], "PATH_NOT_ALLOWED");
+
     let records = audit_records(&setup.audit_log);
-    assert_eq!(records.len(), 9, "one record per check");
+    assert_eq!(records.len(), 10, "one record per check");
     let decisions: Vec<(&str, &str)> = records
         .iter()
         .map(|record| {
@@ -292,6 +301,7 @@ async fn http_auth_request_answers_like_envoy() {
     assert!(no_uri.starts_with("HTTP/1.1 400"), "{no_uri}");
 
     let records = audit_records(&setup.audit_log);
-    assert_eq!(records.len(), 3, "checks with a URI are audited");
+    assert_eq!(records.len(), 4, "every check is audited, the one without a URI too");
+    assert_eq!(records[3]["decision"], "deny 400");
     assert!(records.iter().all(|record| record["method"] == "jwed.auth_request"));
 }

@@ -141,7 +141,7 @@ fn requirement_basic_decisions() {
         ("/orders:admin/", token(&["orders:admin"])),
         ("/orders:admin", token(&["orders:admin"])),
         ("/index.html", token(&["index.html"])),
-        ("/", token(&[])),
+        ("/", Requirement::Closed),
         ("/publicity/x", token(&["publicity"])),
     ];
     for (raw, expected) in cases {
