@@ -174,9 +174,14 @@ impl KeyStore {
                 Reload::Unchanged
             }
             Ok(Some((active, digest))) => {
-                let kids: Vec<&str> = active.decrypter.keys().iter().map(|key| key.kid()).collect();
+                let kids: Vec<String> = active
+                    .decrypter
+                    .keys()
+                    .iter()
+                    .map(|key| format!("{}:{}", key.kid(), crate::admin::state_name(key.state())))
+                    .collect();
                 tracing::info!(
-                    keys = ?kids,
+                    keys = %kids.join(" "),
                     revocations = active.revocations.len(),
                     private_keys = %sources.private_keys.display(),
                     "Reloaded keys, issuer keys and revocations"
