@@ -22,7 +22,7 @@
 //! 5. Otherwise, with the scope-prefix convention on, a path whose first
 //!    segment is `<first>` requires the scope `<first>` exactly as written,
 //!    also when nothing follows it: `/orders:admin` needs `orders:admin`,
-//!    since a server may answer it with the directory's index page. Files at
+//!    because a server may serve the directory's index page for it. Files at
 //!    the root, such as `/index.html`, need a public prefix to be served. A
 //!    request for `/Orders:Admin/x` requires the scope `Orders:Admin`, which
 //!    a token with `orders:admin` lacks, so changing the case never widens
@@ -74,9 +74,9 @@ pub enum Requirement {
         /// Scopes the token must all contain, compared case-sensitively.
         scopes: Vec<String>,
     },
-    /// Served to nobody: the root `/` under the scope-prefix convention
-    /// when no rule or public prefix covers it, since a server answers it
-    /// with a root file such as `/index.html`.
+    /// Never served: the root `/` under the scope-prefix convention when
+    /// no rule or public prefix covers it, because a server serves a root
+    /// file such as `/index.html` for it.
     Closed,
 }
 
@@ -190,8 +190,8 @@ impl GateRules {
 
         if self.scope_prefix {
             // Every path under the root belongs to the scope named by its
-            // first segment, a file such as `/index.html` included: a server
-            // may answer `/orders:admin` with that directory's index page.
+            // first segment, a file such as `/index.html` included, because a
+            // server may serve that directory's index page for `/orders:admin`.
             let first = path[1..].split('/').next().unwrap_or_default();
             if first.is_empty() {
                 return Ok(Requirement::Closed);

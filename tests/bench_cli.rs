@@ -1,15 +1,12 @@
 //! `jwed bench` as a user runs it: the real executable, its own server
 //! started from that executable, and key material shared through files.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::jwed;
 use serde_json::Value;
-
-const JWED: &str = env!("CARGO_BIN_EXE_jwed");
-
-fn jwed(args: &[&str]) -> Output {
-    Command::new(JWED).args(args).output().expect("run jwed")
-}
 
 fn report(output: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);

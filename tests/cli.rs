@@ -2,6 +2,8 @@
 //! `serve` on a Unix socket and TCP, health and reflection, `mint`,
 //! `decrypt`, invalid configuration, and shutdown on SIGTERM and SIGINT.
 
+mod common;
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
@@ -9,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{JWED, jwed};
 use jwed::pb::DecryptRequest;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
@@ -17,16 +20,6 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 use tonic_types::StatusExt;
-
-const JWED: &str = env!("CARGO_BIN_EXE_jwed");
-
-fn jwed(args: &[&str]) -> Output {
-    Command::new(JWED)
-        .args(args)
-        .env_remove("JWED_LOG")
-        .output()
-        .expect("run jwed")
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -1,7 +1,7 @@
 //! Gateway checks through a real server: Envoy's ext_authz `Check` over
-//! the Unix socket and the nginx `auth_request` endpoint over HTTP, for a
-//! missing, invalid and expired token, a token without and with the
-//! scope, a public path and a path that tries to climb out of one.
+//! the Unix socket and the nginx `auth_request` endpoint over HTTP. The
+//! cases are a missing, invalid and expired token, a token without and with
+//! the scope, a public path, and a path that tries to climb out of one.
 
 mod common;
 
@@ -38,6 +38,7 @@ async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("temporary directory");
     let socket = dir.path().join("jwed.sock");
     let (auditing, audit_log) = auditing(dir.path(), AuditFailure::FailClosed);
+
     let rules = GateRules::new(
         vec!["/public/".to_owned()],
         vec![PrefixRule {
@@ -54,6 +55,7 @@ async fn setup() -> Setup {
         scopes_header: "x-jwed-scopes".to_owned(),
         remove_token_header: true,
     };
+
     let bound = BoundServer::bind(
         Some(&socket),
         None,

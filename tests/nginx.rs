@@ -9,16 +9,18 @@
 //! Debian package `nginx-light` or `nginx`). Without it the test fails,
 //! unless `JWED_SKIP_NGINX=1` is set.
 
+mod common;
+
 use std::{
     fs::File,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
 };
 
-const JWED: &str = env!("CARGO_BIN_EXE_jwed");
+use common::{JWED, jwed, text};
 const DEFAULT_NGINX: &str = "/usr/sbin/nginx";
 const ISSUER: &str = "https://auth.nginx.example";
 const AUDIENCE: &str = "orders-api";
@@ -73,25 +75,6 @@ fn nginx() -> Option<PathBuf> {
         path.display()
     );
     Some(path)
-}
-
-fn jwed(args: &[&str]) -> Output {
-    Command::new(JWED)
-        .args(args)
-        .env_remove("JWED_LOG")
-        .output()
-        .expect("run jwed")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 /// Returns a loopback port that was free a moment ago. Another process may
@@ -270,7 +253,7 @@ impl Stack {
 
     /// Mints a token whose `exp` passed five minutes ago, beyond the 30 second leeway.
     fn expired_token(&self) -> String {
-        let now = now();
+        let now = common::now();
         let claims = serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "user-7", "scopes": ["orders:read"],
             "iat": now - 600, "exp": now - 300,

@@ -7,15 +7,17 @@
 //! `examples/python/requirements.txt` installed. Without it these tests fail,
 //! unless `JWED_SKIP_PYTHON=1` is set.
 
+mod common;
+
 use std::{
     fs::File,
     io::Write,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-const JWED: &str = env!("CARGO_BIN_EXE_jwed");
+use common::{JWED, jwed, text};
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/python/jwed_client.py");
 const ISSUER: &str = "https://auth.python.example";
 const AUDIENCE: &str = "orders-api";
@@ -36,25 +38,6 @@ fn python() -> Option<PathBuf> {
          /tmp/jwed-venv/bin/pip install -r examples/python/requirements.txt\n  \
          export JWED_PYTHON=/tmp/jwed-venv/bin/python\nor set JWED_SKIP_PYTHON=1 to skip them."
     );
-}
-
-fn jwed(args: &[&str]) -> Output {
-    Command::new(JWED)
-        .args(args)
-        .env_remove("JWED_LOG")
-        .output()
-        .expect("run jwed")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 /// A running `jwed serve` with its keys in a temporary directory. Dropping
@@ -162,7 +145,7 @@ impl Server {
 
     /// A token whose `exp` passed five minutes ago, beyond the 30 second leeway.
     fn expired_token(&self) -> String {
-        let now = now();
+        let now = common::now();
         self.mint(&format!(
             r#"{{"iss":{ISSUER:?},"aud":{AUDIENCE:?},"sub":"user-7","scopes":["orders:read"],"iat":{},"exp":{}}}"#,
             now - 600,

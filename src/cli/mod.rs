@@ -258,7 +258,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2.0, value_parser = seconds_or_zero)]
     pub warmup: f64,
     /// Calls per second in total, a batch counting as one call (above 0, at
-    /// most 1000000); without it each call is sent as soon as the previous
+    /// most 1000000). Without it, each call is sent as soon as the previous
     /// one of its slot returned.
     #[arg(long, value_parser = positive_rate)]
     pub rate: Option<f64>,
@@ -267,7 +267,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
     /// Turn the claims cache on in the started server, where it is off
-    /// otherwise; every call after the first round of tokens is then a hit.
+    /// otherwise. Every call after the first round of tokens is then a hit.
     #[arg(long, conflicts_with_all = ["socket", "tcp"])]
     pub cache: bool,
     /// Thread placement of the private-key work in the started server:

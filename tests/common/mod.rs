@@ -28,6 +28,23 @@ use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
+/// The jwed executable that Cargo built for these tests.
+pub const JWED: &str = env!("CARGO_BIN_EXE_jwed");
+
+/// Runs the jwed executable with `args`, without the caller's `JWED_LOG`.
+pub fn jwed(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(JWED)
+        .args(args)
+        .env_remove("JWED_LOG")
+        .output()
+        .expect("run jwed")
+}
+
+/// Returns `bytes` as text, with invalid UTF-8 replaced.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 pub const ISSUER: &str = "https://auth.test.example";
 pub const AUDIENCE: &str = "orders-api";
 
