@@ -127,8 +127,8 @@ pub struct Record {
     /// be; absent for Decrypt calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// The HTTP answer of a gateway check, such as `allow` or `deny 403`;
-    /// absent for Decrypt calls.
+    /// The HTTP decision of a gateway check, such as `allow` or `deny 403`.
+    /// Absent for Decrypt calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
     /// Time spent in the call, in microseconds.

@@ -8,11 +8,11 @@
 //! call. Every check writes one audit record with the path and the
 //! decision, including checks of public paths and checks without a token.
 //!
-//! Responses: 200 with the subject and scopes in headers for the upstream
-//! (never the token); 401 with `WWW-Authenticate` for a missing, invalid
-//! or expired token, marked with `x-jwed-refresh-required: true` when a
-//! new token would pass; 403 for a valid token without the scope; 400 for
-//! a path that normalization rejects; 503 when jwed cannot serve.
+//! Responses: 200 with the subject and scopes in headers for the upstream,
+//! never the token. 401 with `WWW-Authenticate` for a missing, invalid or
+//! expired token, marked with `x-jwed-refresh-required: true` when a new
+//! token would pass. 403 for a valid token without the scope. 400 for a
+//! path that normalization rejects. 503 when jwed cannot serve.
 
 use std::{sync::Arc, time::Duration};
 
@@ -114,16 +114,15 @@ impl<D: Decrypt> Gate<D> {
         cookie: Option<&str>,
     ) -> Verdict {
         let started = std::time::Instant::now();
-        let requirement = match self.settings.rules.requirement(raw_path) {
-            Ok(requirement) => requirement,
+        let path = match crate::gate::normalize(raw_path) {
+            Ok(path) => path,
             Err(rejected) => {
                 let outcome = outcome("PATH_INVALID", rejected.to_string(), Code::InvalidArgument, started);
                 let path = printable(raw_path);
                 return self.finish_without_token(caller, method, path, outcome, deny(400, "PATH_INVALID"));
             }
         };
-        let path = crate::gate::normalize(raw_path).unwrap_or_else(|_| printable(raw_path));
-        let scopes = match requirement {
+        let scopes = match self.settings.rules.requirement_of_normalized(&path) {
             Requirement::Public => {
                 let outcome = outcome("OK", "public path".to_owned(), Code::Ok, started);
                 let allow = Verdict::Allow {

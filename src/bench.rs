@@ -266,8 +266,8 @@ pub async fn run(
 /// Starts a thread that issues one ticket, stamped with its time, every
 /// `1 / rate` seconds until `running` turns false. A ticket waits in the
 /// queue while every task is busy, and that wait counts in the call's
-/// latency. The queue holds `backlog` tickets: when the server cannot keep
-/// up, the thread waits instead of filling memory.
+/// latency. The queue has room for `backlog` tickets, so when the server
+/// cannot keep up, the thread waits instead of filling memory.
 fn pace(
     rate: f64,
     backlog: usize,

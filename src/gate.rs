@@ -174,34 +174,37 @@ impl GateRules {
     /// `raw_path` is the request target as received: a path plus an optional
     /// `?query`, still percent-encoded. The query never affects the result.
     pub fn requirement(&self, raw_path: &str) -> Result<Requirement, PathRejected> {
-        let path = normalize(raw_path)?;
+        Ok(self.requirement_of_normalized(&normalize(raw_path)?))
+    }
 
+    /// Decides what serving `path`, a result of [`normalize`], requires.
+    pub fn requirement_of_normalized(&self, path: &str) -> Requirement {
         let folded = path.to_lowercase();
         let rule = self.rules.iter().find(|r| is_under(&folded, &r.folded_prefix));
         if let Some(rule) = rule {
-            return Ok(Requirement::Token {
+            return Requirement::Token {
                 scopes: rule.scopes.clone(),
-            });
+            };
         }
 
-        if self.public.iter().any(|prefix| is_under(&path, prefix)) {
-            return Ok(Requirement::Public);
+        if self.public.iter().any(|prefix| is_under(path, prefix)) {
+            return Requirement::Public;
         }
 
         if self.scope_prefix {
             // Every path under the root belongs to the scope named by its
             // first segment, a file such as `/index.html` included, because a
             // server may serve that directory's index page for `/orders:admin`.
-            let first = path[1..].split('/').next().unwrap_or_default();
+            let first = path.get(1..).unwrap_or_default().split('/').next().unwrap_or_default();
             if first.is_empty() {
-                return Ok(Requirement::Closed);
+                return Requirement::Closed;
             }
-            return Ok(Requirement::Token {
+            return Requirement::Token {
                 scopes: vec![first.to_owned()],
-            });
+            };
         }
 
-        Ok(Requirement::Token { scopes: Vec::new() })
+        Requirement::Token { scopes: Vec::new() }
     }
 }
 

@@ -459,7 +459,7 @@ impl<D> std::fmt::Debug for DecryptorService<D> {
     }
 }
 
-/// Why a call did not return claims.
+/// Reason a call did not return claims.
 enum Rejection {
     /// The token or the request was rejected.
     Token(DecryptError),

@@ -107,11 +107,11 @@ async fn cache_hit_checks_its_request() {
         audience: "billing-api".into(),
         ..request(&token, &[])
     };
-    let refused = client
+    let rejected = client
         .decrypt(other_audience)
         .await
         .expect_err("audience not configured");
-    assert_eq!(reason_of(&refused), "AUDIENCE_NOT_ALLOWED");
+    assert_eq!(reason_of(&rejected), "AUDIENCE_NOT_ALLOWED");
     assert_eq!(setup.store.cache().hits_and_misses(), (2, 1));
 
     let records = audit_records(&setup.server.audit_log);

@@ -1,4 +1,4 @@
-//! A real nginx serves a static site and asks a real `jwed serve` about each
+//! A real nginx serves a static site and queries a real `jwed serve` for each
 //! request through `auth_request` and the gate's HTTP endpoint `/check`.
 //! The test covers allowed pages, 401 and 403 without the page, the cookie
 //! and an expired token. It also sends paths that try to reach a protected

@@ -143,7 +143,7 @@ impl Server {
         ))
     }
 
-    /// A token whose `exp` passed five minutes ago, beyond the 30 second leeway.
+    /// Mints a token whose `exp` passed five minutes ago, beyond the 30 second leeway.
     fn expired_token(&self) -> String {
         let now = common::now();
         self.mint(&format!(

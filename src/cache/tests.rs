@@ -41,11 +41,11 @@ fn oldest_entries_leave_first_and_the_bound_holds() {
         );
         assert!(cache.len() <= 3);
     }
-    let kept: Vec<bool> = (0..10)
+    let present: Vec<bool> = (0..10)
         .map(|n| subject_of(&cache, &format!("t{n}"), 0).is_some())
         .collect();
     assert_eq!(
-        kept,
+        present,
         [false, false, false, false, false, false, false, true, true, true]
     );
 }

@@ -111,7 +111,7 @@ pub fn test_policy() -> Policy {
     }
 }
 
-/// The key files as a store's sources.
+/// Returns the key files as a store's sources.
 pub fn sources(files: &KeyFiles) -> jwed::store::Sources {
     jwed::store::Sources {
         private_keys: files.private_keys.clone(),
@@ -121,7 +121,7 @@ pub fn sources(files: &KeyFiles) -> jwed::store::Sources {
     }
 }
 
-/// The audit records of `path`, parsed.
+/// Reads and parses the audit records of `path`.
 pub fn audit_records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .expect("read audit log")
